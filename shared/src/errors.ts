@@ -1,0 +1,64 @@
+/**
+ * The one catalog of polyfleet error codes. Every code is documented in docs/errors.md (a test checks it).
+ * Expected device failures travel as values ({ code, message }); PolyfleetError is for refusals at the edges.
+ */
+export const ERRORS = {
+  POLYFLEET_ERR_CONFIG_INVALID: { status: 400, message: "configuration is invalid" },
+  POLYFLEET_ERR_CONFIG_UNREADABLE: { status: 500, message: "configuration file cannot be read" },
+  POLYFLEET_ERR_SECRET_UNRESOLVED: { status: 500, message: "a secret reference could not be resolved" },
+  POLYFLEET_ERR_MESSAGE_INVALID: { status: 400, message: "message does not match its contract" },
+  POLYFLEET_ERR_MESSAGE_NOT_JSON: { status: 400, message: "message is not valid JSON" },
+  POLYFLEET_ERR_TOPIC_UNKNOWN: { status: 400, message: "topic is not a polyfleet topic" },
+  POLYFLEET_ERR_BODY_INVALID: { status: 400, message: "request body is invalid" },
+  POLYFLEET_ERR_NOT_FOUND: { status: 404, message: "not found" },
+  POLYFLEET_ERR_UNAUTHORIZED: { status: 401, message: "authentication required" },
+  POLYFLEET_ERR_FORBIDDEN: { status: 403, message: "not allowed" },
+  POLYFLEET_ERR_RATE_LIMITED: { status: 429, message: "too many requests" },
+  POLYFLEET_ERR_INTERNAL: { status: 500, message: "internal error" },
+  POLYFLEET_ERR_DEVICE_TIMEOUT: { status: 504, message: "device did not answer in time" },
+  POLYFLEET_ERR_DEVICE_UNREACHABLE: { status: 502, message: "device is unreachable" },
+  POLYFLEET_ERR_DEVICE_AUTH: { status: 502, message: "device refused the credentials" },
+  POLYFLEET_ERR_DEVICE_BUSY: { status: 503, message: "device is busy with another request" },
+  POLYFLEET_ERR_DEVICE_HTTP: { status: 502, message: "device answered with an HTTP error" },
+  POLYFLEET_ERR_DEVICE_BAD_RESPONSE: { status: 502, message: "device answer is malformed" },
+  POLYFLEET_ERR_DEVICE_REST_DISABLED: { status: 502, message: "device REST API is disabled" },
+  POLYFLEET_ERR_DEVICE_TOO_LARGE: { status: 502, message: "device answer exceeds the size limit" },
+  POLYFLEET_ERR_SNMP_TIMEOUT: { status: 504, message: "SNMP request timed out" },
+  POLYFLEET_ERR_SNMP_AUTH: { status: 502, message: "SNMPv3 authentication or privacy failed" },
+  POLYFLEET_ERR_SNMP_MALFORMED: { status: 502, message: "SNMP packet is malformed" },
+  POLYFLEET_ERR_SNMP_WALK_LOOP: { status: 502, message: "SNMP walk returned a non-increasing OID" },
+  POLYFLEET_ERR_SNMP_WALK_LIMIT: { status: 502, message: "SNMP walk exceeded its varbind or time bound" },
+  POLYFLEET_ERR_SNMP_INSECURE: { status: 400, message: "SNMP security settings are refused as insecure" },
+  POLYFLEET_ERR_COMMAND_INVALID: { status: 400, message: "command is invalid" },
+  POLYFLEET_ERR_COMMAND_EXPIRED: { status: 410, message: "command expired before it ran" },
+  POLYFLEET_ERR_COMMAND_FAILED: { status: 502, message: "command failed" },
+  POLYFLEET_ERR_OUTBOX_FULL: { status: 507, message: "outbox full: oldest entries dropped" },
+  POLYFLEET_ERR_UPDATE_FAILED: { status: 502, message: "firmware update failed" },
+  POLYFLEET_ERR_IMAGE_MISMATCH: { status: 422, message: "firmware image length or hash differs from the catalog" },
+  POLYFLEET_ERR_AUDIT_WRITE_FAILED: { status: 503, message: "audit write failed; action refused" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class PolyfleetError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message ?? ERRORS[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "PolyfleetError";
+    this.code = code;
+    this.statusCode = ERRORS[code].status;
+    this.details = options?.details;
+  }
+
+  /** The `{ code, message }` value form used in readings, command results and HTTP error envelopes. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isPolyfleetError(e: unknown): e is PolyfleetError {
+  return e instanceof PolyfleetError;
+}
