@@ -10,3 +10,5 @@ export * from "./contracts/topics.js";
 export * from "./errors.js";
 export * from "./logger.js";
 export * from "./parse.js";
+export * as polyUc from "./devices/poly-uc.js";
+export * as polyVideoOs from "./devices/poly-videoos.js";

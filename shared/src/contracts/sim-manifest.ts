@@ -66,3 +66,29 @@ export const SimManifest = z.object({
   devices: z.array(SimDevice),
 });
 export type SimManifest = z.infer<typeof SimManifest>;
+
+/** Bodies of the simulator's fault control API (see scripts/src/simulator/README.md). */
+export const SimControlFaults = z.union([
+  z.strictObject({ faults: z.array(SimFault) }),
+  z.strictObject({ add: z.array(SimFault).default([]), remove: z.array(SimFault).default([]) }),
+]);
+export type SimControlFaults = z.infer<typeof SimControlFaults>;
+
+export const SimControlBulkFaults = z.strictObject({
+  add: z.array(SimFault).default([]),
+  remove: z.array(SimFault).default([]),
+  /** Device ids, addresses or serials; absent = every device. */
+  devices: z.array(z.string()).optional(),
+  /** Pick this percentage of the selected devices at random. */
+  percent: z.number().min(0).max(100).optional(),
+});
+export type SimControlBulkFaults = z.infer<typeof SimControlBulkFaults>;
+
+export const SimControlCall = z.strictObject({ active: z.boolean() });
+export const SimControlConfig = z.strictObject({ params: z.record(z.string().min(1), z.string()) });
+export const SimControlTrap = z.strictObject({
+  trap: z.int().min(1).max(200),
+  summary: z.string().default("test notification"),
+  kind: z.enum(["problem", "resolution", "info"]).default("info"),
+});
+export const SimControlReboot = z.strictObject({ reason: z.string().default("control API") });
