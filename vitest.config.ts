@@ -9,11 +9,20 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["*/test/**/*.test.ts"], exclude: ["*/test/**/*.int.test.ts", "**/node_modules/**"] },
+        test: {
+          name: "unit",
+          include: ["*/test/**/*.test.ts"],
+          exclude: ["*/test/**/*.int.test.ts", "**/node_modules/**"],
+        },
       },
       {
         extends: true,
-        test: { name: "int", include: ["*/test/**/*.int.test.ts"], testTimeout: 120_000, hookTimeout: 120_000 },
+        test: {
+          name: "int",
+          include: ["*/test/**/*.int.test.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
       },
     ],
   },

@@ -34,7 +34,10 @@ export const ERRORS = {
   POLYFLEET_ERR_COMMAND_FAILED: { status: 502, message: "command failed" },
   POLYFLEET_ERR_OUTBOX_FULL: { status: 507, message: "outbox full: oldest entries dropped" },
   POLYFLEET_ERR_UPDATE_FAILED: { status: 502, message: "firmware update failed" },
-  POLYFLEET_ERR_IMAGE_MISMATCH: { status: 422, message: "firmware image length or hash differs from the catalog" },
+  POLYFLEET_ERR_IMAGE_MISMATCH: {
+    status: 422,
+    message: "firmware image length or hash differs from the catalog",
+  },
   POLYFLEET_ERR_AUDIT_WRITE_FAILED: { status: 503, message: "audit write failed; action refused" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -45,8 +48,15 @@ export class PolyfleetError extends Error {
   readonly statusCode: number;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(message ?? ERRORS[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(
+      message ?? ERRORS[code].message,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "PolyfleetError";
     this.code = code;
     this.statusCode = ERRORS[code].status;

@@ -18,10 +18,13 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 export function issuesOf(error: z.ZodError): Issue[] {
-  return error.issues.map((i) => {
-    const keys = i.code === "unrecognized_keys" ? ` (${i.keys.join(", ")})` : "";
-    return { path: formatPath(i.path), message: `${i.message}${keys}` };
-  });
+  return error.issues.flatMap((i) =>
+    // One issue per unknown key, at the key's own path: a typo reads `polling.intervalSecs: unknown key`
+    // instead of `polling: Unrecognized key: "intervalSecs"`.
+    i.code === "unrecognized_keys"
+      ? i.keys.map((k) => ({ path: formatPath([...i.path, k]), message: "unknown key" }))
+      : [{ path: formatPath(i.path), message: i.message }],
+  );
 }
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: PolyfleetError; issues: Issue[] };
@@ -30,7 +33,10 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: Polyfl
  * Parses an inbound payload (Buffer or string of JSON) against its schema. Never throws: the caller counts
  * and logs a failure. The error message names the first failing path.
  */
-export function parseMessage<S extends z.ZodType>(schema: S, raw: Uint8Array | string): ParseResult<z.infer<S>> {
+export function parseMessage<S extends z.ZodType>(
+  schema: S,
+  raw: Uint8Array | string,
+): ParseResult<z.infer<S>> {
   let data: unknown;
   try {
     data = JSON.parse(typeof raw === "string" ? raw : Buffer.from(raw).toString("utf8"));
@@ -45,7 +51,10 @@ export function parseMessage<S extends z.ZodType>(schema: S, raw: Uint8Array | s
 export function validate<S extends z.ZodType>(
   schema: S,
   data: unknown,
-  code: "POLYFLEET_ERR_MESSAGE_INVALID" | "POLYFLEET_ERR_BODY_INVALID" | "POLYFLEET_ERR_COMMAND_INVALID" = "POLYFLEET_ERR_MESSAGE_INVALID",
+  code:
+    | "POLYFLEET_ERR_MESSAGE_INVALID"
+    | "POLYFLEET_ERR_BODY_INVALID"
+    | "POLYFLEET_ERR_COMMAND_INVALID" = "POLYFLEET_ERR_MESSAGE_INVALID",
 ): ParseResult<z.infer<S>> {
   const r = schema.safeParse(data);
   if (r.success) return { ok: true, value: r.data };

@@ -4,7 +4,13 @@ export function ipToInt(ip: string): number {
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
     throw new Error(`not an IPv4 address: ${ip}`);
   }
-  return (((parts[0] as number) << 24) | ((parts[1] as number) << 16) | ((parts[2] as number) << 8) | (parts[3] as number)) >>> 0;
+  return (
+    (((parts[0] as number) << 24) |
+      ((parts[1] as number) << 16) |
+      ((parts[2] as number) << 8) |
+      (parts[3] as number)) >>>
+    0
+  );
 }
 
 export function intToIp(n: number): string {
@@ -27,6 +33,7 @@ export function hostAddresses(cidr: string, count: number): string[] {
     const last = n & 255;
     if (last !== 0 && last !== 255) out.push(intToIp(n));
   }
-  if (out.length < count) throw new Error(`subnet ${cidr} holds only ${out.length} device addresses, ${count} asked`);
+  if (out.length < count)
+    throw new Error(`subnet ${cidr} holds only ${out.length} device addresses, ${count} asked`);
   return out;
 }

@@ -42,7 +42,13 @@ export class DeviceHttpsServer {
 
   async start(): Promise<void> {
     const server = createServer(
-      { key: this.tls.key, cert: this.tls.cert, keepAlive: true, requestTimeout: 60_000, headersTimeout: 30_000 },
+      {
+        key: this.tls.key,
+        cert: this.tls.cert,
+        keepAlive: true,
+        requestTimeout: 60_000,
+        headersTimeout: 30_000,
+      },
       (req, res) => {
         void this.onRequest(req, res);
       },
@@ -156,7 +162,11 @@ export class DeviceHttpsServer {
     const f = this.device.faults;
     if (answer.json !== undefined && f.has("truncatedJson")) {
       const full = Buffer.from(JSON.stringify(answer.json));
-      res.writeHead(answer.status, { ...answer.headers, "Content-Type": "application/json", "Content-Length": full.length });
+      res.writeHead(answer.status, {
+        ...answer.headers,
+        "Content-Type": "application/json",
+        "Content-Length": full.length,
+      });
       res.write(full.subarray(0, Math.floor(full.length / 2)));
       // The peer sees the connection end before Content-Length bytes arrived.
       setImmediate(() => res.socket?.destroy());
@@ -175,7 +185,10 @@ function send(res: ServerResponse, answer: SimResponse, isJson: boolean): void {
   if (res.destroyed) return;
   const payload = answer.json !== undefined ? JSON.stringify(answer.json) : (answer.body ?? "");
   const buf = typeof payload === "string" ? Buffer.from(payload) : payload;
-  const headers: Record<string, string | string[] | number> = { ...answer.headers, "Content-Length": buf.length };
+  const headers: Record<string, string | string[] | number> = {
+    ...answer.headers,
+    "Content-Length": buf.length,
+  };
   if (isJson && !("Content-Type" in headers)) headers["Content-Type"] = "application/json";
   res.writeHead(answer.status, headers);
   res.end(buf);

@@ -21,7 +21,12 @@ export interface SimTiming {
   rebootLoopUpMs: number;
 }
 
-export const DEFAULT_TIMING: SimTiming = { rebootDownMs: 5000, flapPeriodMs: 20_000, slowMs: 3000, rebootLoopUpMs: 10_000 };
+export const DEFAULT_TIMING: SimTiming = {
+  rebootDownMs: 5000,
+  flapPeriodMs: 20_000,
+  slowMs: 3000,
+  rebootLoopUpMs: 10_000,
+};
 
 export interface FirmwareState {
   version: string;
@@ -88,7 +93,7 @@ export class DeviceSim {
   readonly mac: string;
   readonly snmp: SimSnmpCredentials | null;
   admin: { user: string; password: string };
-  firmware: FirmwareState;
+  private current: FirmwareState;
   /** UC: Updater and BootBlock components; they do not change with the application. */
   readonly updaterVersion: string;
   readonly bootBlock: string;
@@ -124,7 +129,7 @@ export class DeviceSim {
     this.serial = init.serial;
     this.mac = init.mac;
     this.admin = { ...init.admin };
-    this.firmware = { ...init.firmware };
+    this.current = { ...init.firmware };
     this.snmp = init.snmp;
     this.clock = clock;
     this.timing = timing;
@@ -161,9 +166,15 @@ export class DeviceSim {
     return this.clock.now();
   }
 
+  /** The firmware running now: an update pending behind a reboot counts once the device is back. */
+  get firmware(): FirmwareState {
+    this.settle(this.clock.now());
+    return this.current;
+  }
+
   private settle(now: number): void {
     if (this.pendingFirmware && now >= this.downUntil && !this.neverReturns) {
-      this.firmware = this.pendingFirmware;
+      this.current = this.pendingFirmware;
       this.pendingFirmware = undefined;
     }
   }
@@ -272,7 +283,13 @@ export class DeviceSim {
     const pct = this.faults.has("highMemory") ? 96 : this.rates.memBase;
     const used = Math.floor((total * pct) / 100);
     const sreclaim = Math.floor(total * 0.01);
-    return { total, used: used + sreclaim, free: total - used - sreclaim, cached: Math.floor(total * 0.05), sreclaim };
+    return {
+      total,
+      used: used + sreclaim,
+      free: total - used - sreclaim,
+      cached: Math.floor(total * 0.05),
+      sreclaim,
+    };
   }
 
   /** Packet loss percent this device reports on its media streams. */
@@ -288,9 +305,12 @@ export class DeviceSim {
     return this.config.get("apps.restapi.enabled") === "1";
   }
 
+  /** Starts or ends a call; ending one emits "callEnded" (a deferred safe reboot waits for it). */
   setCall(active: boolean): void {
+    const ended = this.inCall && !active;
     this.inCall = active;
     this.callStartedAt = active ? this.clock.now() : 0;
+    if (ended) this.events.emit("callEnded");
   }
 
   /** Whether an update is on its way in (rebooting into a new image). */

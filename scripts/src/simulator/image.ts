@@ -18,7 +18,11 @@ export interface SimImageHeader {
 const MAGIC = "PolyfleetSimImage/1";
 
 export function makeSimImage(header: SimImageHeader, totalBytes = 4096): Buffer {
-  const fields: string[] = [`family=${header.family}`, `model=${enc(header.model)}`, `version=${enc(header.version)}`];
+  const fields: string[] = [
+    `family=${header.family}`,
+    `model=${enc(header.model)}`,
+    `version=${enc(header.version)}`,
+  ];
   if (header.build) fields.push(`build=${enc(header.build)}`);
   if (header.date) fields.push(`date=${enc(header.date)}`);
   const head = Buffer.from(`${MAGIC} ${fields.join(" ")}\n`, "utf8");

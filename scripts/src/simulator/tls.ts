@@ -17,12 +17,18 @@ export class CertificateStore {
   forModel(model: string): Promise<TlsMaterial> {
     let cert = this.byModel.get(model);
     if (!cert) {
-      cert = generate([{ name: "commonName", value: `Polycom ${model}` }, { name: "organizationName", value: "Polycom" }], {
-        keyType: "ec",
-        algorithm: "sha256",
-        keyPair: { privateKey: this.key.privateKey, publicKey: this.key.publicKey },
-        notAfterDate: new Date(Date.now() + 10 * 365 * 86_400_000),
-      }).then((pems) => ({ key: pems.private, cert: pems.cert }));
+      cert = generate(
+        [
+          { name: "commonName", value: `Polycom ${model}` },
+          { name: "organizationName", value: "Polycom" },
+        ],
+        {
+          keyType: "ec",
+          algorithm: "sha256",
+          keyPair: { privateKey: this.key.privateKey, publicKey: this.key.publicKey },
+          notAfterDate: new Date(Date.now() + 10 * 365 * 86_400_000),
+        },
+      ).then((pems) => ({ key: pems.private, cert: pems.cert }));
       this.byModel.set(model, cert);
     }
     return cert;

@@ -19,7 +19,9 @@ describe("simulator addresses", () => {
     const a = hostAddresses("127.0.8.0/21", 2000);
     expect(a).toHaveLength(2000);
     expect(a.every((ip) => !ip.endsWith(".0") && !ip.endsWith(".255"))).toBe(true);
-    expect(a.every((ip) => ipToInt(ip) >= ipToInt("127.0.8.0") && ipToInt(ip) <= ipToInt("127.0.15.255"))).toBe(true);
+    expect(
+      a.every((ip) => ipToInt(ip) >= ipToInt("127.0.8.0") && ipToInt(ip) <= ipToInt("127.0.15.255")),
+    ).toBe(true);
   });
 
   it("refuses what is not a CIDR", () => {

@@ -62,12 +62,22 @@ interface Answer {
 function get(device: DeviceSim, path = "/x", timeoutMs = 3000, body?: string): Promise<Answer> {
   return new Promise((resolve) => {
     const req = request(
-      { host: device.address, port: device.httpsPort, path, method: body ? "POST" : "GET", rejectUnauthorized: false, timeout: timeoutMs, agent: false },
+      {
+        host: device.address,
+        port: device.httpsPort,
+        path,
+        method: body ? "POST" : "GET",
+        rejectUnauthorized: false,
+        timeout: timeoutMs,
+        agent: false,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        res.on("error", (e) => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), error: e.message }));
+        res.on("error", (e) =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), error: e.message }),
+        );
       },
     );
     req.on("timeout", () => {
@@ -88,7 +98,10 @@ describe("DeviceHttpsServer", () => {
 
   it("a UC phone answers a concurrent request with 403 (one request at a time)", async () => {
     const { device, server } = await start("VVX 350", echoApi(300));
-    const [a, b] = await Promise.all([get(device), new Promise<Answer>((r) => setTimeout(() => void get(device).then(r), 100))]);
+    const [a, b] = await Promise.all([
+      get(device),
+      new Promise<Answer>((r) => setTimeout(() => void get(device).then(r), 100)),
+    ]);
     expect(a.status).toBe(200);
     expect(b.status).toBe(403);
     expect(JSON.parse(b.body)).toEqual({ Status: "4001" });
@@ -143,7 +156,9 @@ describe("DeviceHttpsServer", () => {
     const { device } = await start("VVX 350", echoApi());
     const { connect } = await import("node:net");
     await new Promise<void>((resolve) => {
-      const s = connect(device.httpsPort, device.address, () => s.end("GET / HTTP/1.1\r\n\r\n\x00\xff garbage"));
+      const s = connect(device.httpsPort, device.address, () =>
+        s.end("GET / HTTP/1.1\r\n\r\n\x00\xff garbage"),
+      );
       s.on("close", () => resolve());
       s.on("error", () => resolve());
     });

@@ -3,7 +3,12 @@ import { MODELS } from "../../src/simulator/catalog.js";
 import { DEFAULT_TIMING, DeviceSim, type SimTrap } from "../../src/simulator/device.js";
 
 function setup(model = "VVX 350") {
-  const clock = { t: 1_700_000_000_000, now() { return this.t; } };
+  const clock = {
+    t: 1_700_000_000_000,
+    now() {
+      return this.t;
+    },
+  };
   const spec = MODELS.find((m) => m.model === model);
   if (!spec) throw new Error(model);
   const device = new DeviceSim(

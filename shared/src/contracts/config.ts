@@ -69,7 +69,15 @@ export const AgentConfig = z.strictObject({
       timeoutMs: z.int().min(100).max(30_000).default(2000),
       intervalSec: z.int().min(0).max(604_800).default(3600),
     })
-    .default({ ranges: [], credentials: [], httpsPorts: [443], snmpPorts: [161], concurrency: 64, timeoutMs: 2000, intervalSec: 3600 }),
+    .default({
+      ranges: [],
+      credentials: [],
+      httpsPorts: [443],
+      snmpPorts: [161],
+      concurrency: 64,
+      timeoutMs: 2000,
+      intervalSec: 3600,
+    }),
   polling: z
     .strictObject({
       intervalSec: z.int().min(5).max(86_400).default(60),
@@ -78,7 +86,13 @@ export const AgentConfig = z.strictObject({
       concurrency: z.int().min(1).max(10_000).default(256),
       missesBeforeUnreachable: z.int().min(1).max(100).default(3),
     })
-    .default({ intervalSec: 60, jitterPct: 10, timeoutMs: 5000, concurrency: 256, missesBeforeUnreachable: 3 }),
+    .default({
+      intervalSec: 60,
+      jitterPct: 10,
+      timeoutMs: 5000,
+      concurrency: 256,
+      missesBeforeUnreachable: 3,
+    }),
   outbox: z
     .strictObject({
       dir: z.string().min(1).default("./.polyfleet/outbox"),
@@ -94,7 +108,11 @@ export const AgentConfig = z.strictObject({
     })
     .default({ host: "0.0.0.0", port: 8085 }),
   traps: z
-    .strictObject({ enabled: z.boolean().default(true), host: z.string().default("0.0.0.0"), port: z.int().min(0).max(65535).default(162) })
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().default("0.0.0.0"),
+      port: z.int().min(0).max(65535).default(162),
+    })
     .default({ enabled: true, host: "0.0.0.0", port: 162 }),
   http: z
     .strictObject({ host: z.string().default("127.0.0.1"), port: z.int().min(0).max(65535).default(9465) })
@@ -108,8 +126,16 @@ export const CollectorConfig = z.strictObject({
   logLevel: LogLevel.default("info"),
   broker: z
     .discriminatedUnion("type", [
-      z.strictObject({ type: z.literal("embedded"), host: z.string().default("127.0.0.1"), port: z.int().min(0).max(65535).default(1883) }),
-      z.strictObject({ type: z.literal("external"), ...BrokerConfig.shape, sharedGroup: z.string().optional() }),
+      z.strictObject({
+        type: z.literal("embedded"),
+        host: z.string().default("127.0.0.1"),
+        port: z.int().min(0).max(65535).default(1883),
+      }),
+      z.strictObject({
+        type: z.literal("external"),
+        ...BrokerConfig.shape,
+        sharedGroup: z.string().optional(),
+      }),
     ])
     .default({ type: "embedded", host: "127.0.0.1", port: 1883 }),
   store: z
@@ -120,7 +146,10 @@ export const CollectorConfig = z.strictObject({
     .default({ type: "sqlite", path: "./.polyfleet/state.db" }),
   metrics: z
     .discriminatedUnion("type", [
-      z.strictObject({ type: z.literal("embedded"), retentionMinutes: z.int().min(1).max(10_080).default(360) }),
+      z.strictObject({
+        type: z.literal("embedded"),
+        retentionMinutes: z.int().min(1).max(10_080).default(360),
+      }),
       z.strictObject({
         type: z.literal("influxdb"),
         url: z.url(),

@@ -77,14 +77,22 @@ const DiscoveryProgress = z.object({
   done: z.boolean(),
 });
 
-const OutboxDropped = z.object({
-  ...StreamHeader,
-  type: z.literal("outbox.dropped"),
-  dropped: z.int().positive(),
-  fromSeq: z.int().positive(),
-  toSeq: z.int().positive(),
-  totalDropped: z.int().positive(),
-});
+const OutboxDropped = z
+  .object({
+    ...StreamHeader,
+    type: z.literal("outbox.dropped"),
+    dropped: z.int().positive(),
+    fromSeq: z.int().positive(),
+    toSeq: z.int().positive(),
+    totalDropped: z.int().positive(),
+  })
+  .refine(
+    (e) => e.fromSeq <= e.toSeq && e.dropped <= e.toSeq - e.fromSeq + 1 && e.dropped <= e.totalDropped,
+    {
+      message: "dropped must fit the range fromSeq..toSeq and the total",
+      path: ["dropped"],
+    },
+  );
 
 const DeviceFamilyChanged = z.object({
   ...StreamHeader,

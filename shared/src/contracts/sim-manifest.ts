@@ -68,10 +68,12 @@ export const SimManifest = z.object({
 export type SimManifest = z.infer<typeof SimManifest>;
 
 /** Bodies of the simulator's fault control API (see scripts/src/simulator/README.md). */
-export const SimControlFaults = z.union([
-  z.strictObject({ faults: z.array(SimFault) }),
-  z.strictObject({ add: z.array(SimFault).default([]), remove: z.array(SimFault).default([]) }),
-]);
+export const SimControlFaults = z.strictObject({
+  /** Replace the device's faults with exactly these. */
+  faults: z.array(SimFault).optional(),
+  add: z.array(SimFault).default([]),
+  remove: z.array(SimFault).default([]),
+});
 export type SimControlFaults = z.infer<typeof SimControlFaults>;
 
 export const SimControlBulkFaults = z.strictObject({

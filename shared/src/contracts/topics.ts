@@ -10,10 +10,18 @@ export const TOPIC_PREFIX = "polyfleet/v1";
 /** Topic key -> pattern (with `{param}` placeholders) and the one schema its payload must pass. */
 export const TOPICS = {
   state: { pattern: "polyfleet/v1/{site}/{agent}/state", schema: AgentState, params: ["site", "agent"] },
-  telemetry: { pattern: "polyfleet/v1/{site}/{agent}/telemetry", schema: Telemetry, params: ["site", "agent"] },
+  telemetry: {
+    pattern: "polyfleet/v1/{site}/{agent}/telemetry",
+    schema: Telemetry,
+    params: ["site", "agent"],
+  },
   events: { pattern: "polyfleet/v1/{site}/{agent}/events", schema: AgentEvent, params: ["site", "agent"] },
   cmd: { pattern: "polyfleet/v1/{site}/{agent}/cmd", schema: Command, params: ["site", "agent"] },
-  cmdResult: { pattern: "polyfleet/v1/{site}/{agent}/cmd-result", schema: CommandResult, params: ["site", "agent"] },
+  cmdResult: {
+    pattern: "polyfleet/v1/{site}/{agent}/cmd-result",
+    schema: CommandResult,
+    params: ["site", "agent"],
+  },
   ack: { pattern: "polyfleet/v1/{site}/{agent}/ack", schema: Ack, params: ["site", "agent"] },
   alerts: { pattern: "polyfleet/v1/alerts/{severity}", schema: Alert, params: ["severity"] },
 } as const;
@@ -29,7 +37,9 @@ export function topicFor<K extends TopicKey>(key: K, params: TopicParams<K>): st
   return TOPICS[key].pattern.replace(/\{(\w+)\}/g, (_m, name: string) => {
     const value = (params as Record<string, string>)[name];
     if (value === undefined || !LEVEL.test(value)) {
-      throw new Error(`topic ${key}: parameter ${name} must be one topic level, got ${JSON.stringify(value)}`);
+      throw new Error(
+        `topic ${key}: parameter ${name} must be one topic level, got ${JSON.stringify(value)}`,
+      );
     }
     return value;
   });
@@ -37,7 +47,10 @@ export function topicFor<K extends TopicKey>(key: K, params: TopicParams<K>): st
 
 /** The subscription filter for a key, with `+` for every parameter not given. */
 export function topicFilter<K extends TopicKey>(key: K, params: Partial<TopicParams<K>> = {}): string {
-  return TOPICS[key].pattern.replace(/\{(\w+)\}/g, (_m, name: string) => (params as Record<string, string>)[name] ?? "+");
+  return TOPICS[key].pattern.replace(
+    /\{(\w+)\}/g,
+    (_m, name: string) => (params as Record<string, string>)[name] ?? "+",
+  );
 }
 
 /** Matches a concrete topic back to its key and parameters, or undefined for a topic that is not ours. */

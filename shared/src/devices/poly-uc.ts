@@ -57,7 +57,13 @@ export const UcDeviceInfoV1 = ucEnvelope(
 export const UcDeviceStats = ucEnvelope(
   z.object({
     CPU: z.object({ Current: NumStr, Average: NumStr }),
-    Memory: z.object({ Total: NumStr, Used: NumStr, Free: NumStr, SReclaim: NumStr.optional(), Cached: NumStr.optional() }),
+    Memory: z.object({
+      Total: NumStr,
+      Used: NumStr,
+      Free: NumStr,
+      SReclaim: NumStr.optional(),
+      Cached: NumStr.optional(),
+    }),
   }),
 );
 export type UcDeviceStats = z.infer<typeof UcDeviceStats>;
@@ -114,14 +120,22 @@ export const UcLineInfoV2 = ucEnvelope(
 export const UcPollForStatus = ucEnvelope(z.object({ State: Str, StateData: z.unknown().optional() }));
 
 export const UcCallStatusV2 = ucEnvelope(
-  z.array(z.object({ CallState: Str, CallHandle: Str, LineID: Str.optional(), DurationSeconds: NumStr.optional() }).loose()),
+  z.array(
+    z
+      .object({ CallState: Str, CallHandle: Str, LineID: Str.optional(), DurationSeconds: NumStr.optional() })
+      .loose(),
+  ),
 );
 
 export const UcSessionStats = ucEnvelope(
   z.array(
     z.object({
       Ref: Str.optional(),
-      Streams: z.array(z.object({ Category: Str, PacketsLost: NumStr.optional(), PacketsExpected: NumStr.optional() }).loose()),
+      Streams: z.array(
+        z
+          .object({ Category: Str, PacketsLost: NumStr.optional(), PacketsExpected: NumStr.optional() })
+          .loose(),
+      ),
     }),
   ),
 );

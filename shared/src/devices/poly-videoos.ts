@@ -6,7 +6,12 @@ import { z } from "zod";
  */
 export const VideoOsLogin = z.object({
   success: z.literal(true),
-  session: z.object({ sessionId: z.string().min(1), userId: z.string(), role: z.string(), isAuthenticated: z.boolean() }),
+  session: z.object({
+    sessionId: z.string().min(1),
+    userId: z.string(),
+    role: z.string(),
+    isAuthenticated: z.boolean(),
+  }),
   loginStatus: z.object({ failedLogins: z.int(), loginResult: z.string() }).loose(),
 });
 
@@ -26,7 +31,11 @@ export const VideoOsSystem = z.object({
 });
 export type VideoOsSystem = z.infer<typeof VideoOsSystem>;
 
-export const VideoOsStatusItem = z.object({ langtag: z.string().optional(), name: z.string(), stateList: z.array(z.string()) });
+export const VideoOsStatusItem = z.object({
+  langtag: z.string().optional(),
+  name: z.string(),
+  stateList: z.array(z.string()),
+});
 export const VideoOsSystemStatus = z.array(VideoOsStatusItem);
 export type VideoOsSystemStatus = z.infer<typeof VideoOsSystemStatus>;
 
