@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger, type LogLevel } from "@polyfleet/shared";
+import { type AgentConfigOptions, agentConfigFor, writeAgentConfig } from "./agent-config.js";
 import { ControlApi } from "./control-api.js";
 import { DEFAULT_TIMING } from "./device.js";
 import { createFleet, DEFAULT_FLEET, type FleetOptions, parseFaultSpec } from "./fleet.js";
@@ -28,6 +29,11 @@ Usage: polyfleet-sim [options]
   --reboot-ms MS          how long a reboot keeps a device away (default ${DEFAULT_TIMING.rebootDownMs})
   --flap-period-ms MS     flapping period, half up and half away (default ${DEFAULT_TIMING.flapPeriodMs})
   --slow-ms MS            extra latency of the slow fault (default ${DEFAULT_TIMING.slowMs})
+  --agent-config FILE     also write a ready agent config (agent.yaml) for this fleet
+  --broker URL            broker URL put in that config (default mqtt://127.0.0.1:1883)
+  --agent-id ID --site-id ID   ids put in that config (default sim-agent / sim-site)
+  --agent-trap-port PORT  where that agent listens for traps; the devices send theirs there (default 10162)
+  --poll-interval SEC     poll interval put in that config (default 30)
   --seed N                fleet seed: same seed, same fleet (default ${DEFAULT_FLEET.seed})
   --log-level LEVEL       fatal|error|warn|info|debug|trace|silent (default info)
   -h, --help              this text
@@ -48,6 +54,7 @@ function int(name: string, value: string | undefined, fallback: number, min = 0,
 /** Parses argv into fleet options (exported for tests). Throws with a message naming the bad flag. */
 export function parseSimArgs(argv: string[]): {
   fleet: FleetOptions;
+  agent: (AgentConfigOptions & { file: string }) | undefined;
   manifest: string;
   controlPort: number;
   logLevel: LogLevel;
@@ -75,10 +82,19 @@ export function parseSimArgs(argv: string[]): {
       "slow-ms": { type: "string" },
       seed: { type: "string" },
       "log-level": { type: "string" },
+      "agent-config": { type: "string" },
+      broker: { type: "string" },
+      "agent-id": { type: "string" },
+      "site-id": { type: "string" },
+      "agent-trap-port": { type: "string" },
+      "poll-interval": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   let trapTarget: FleetOptions["trapTarget"];
+  const agentTrapPort = int("agent-trap-port", values["agent-trap-port"], 10162, 1);
+  if (values["agent-config"] && !values["trap-target"])
+    trapTarget = { host: "127.0.0.1", port: agentTrapPort };
   if (values["trap-target"]) {
     const m = /^(.+):(\d+)$/.exec(values["trap-target"]);
     if (!m) throw new Error(`--trap-target must be HOST:PORT, got ${values["trap-target"]}`);
@@ -120,8 +136,23 @@ export function parseSimArgs(argv: string[]): {
       .map((s) => s.trim())
       .filter(Boolean),
   };
+  const broker = values.broker ?? "mqtt://127.0.0.1:1883";
+  if (!/^mqtts?:\/\/\S+$/.test(broker))
+    throw new Error(`--broker must be mqtt://host:port or mqtts://host:port, got ${broker}`);
   return {
     fleet,
+    agent: values["agent-config"]
+      ? {
+          file: resolve(values["agent-config"]),
+          broker,
+          siteId: values["site-id"] ?? "sim-site",
+          agentId: values["agent-id"] ?? "sim-agent",
+          trapPort: agentTrapPort,
+          pollIntervalSec: int("poll-interval", values["poll-interval"], 30, 5, 86_400),
+          outboxDir: resolve(".polyfleet", `outbox-${values["agent-id"] ?? "sim-agent"}`),
+          opsPort: 9465,
+        }
+      : undefined,
     manifest: resolve(values.manifest ?? "sim-manifest.json"),
     controlPort: int("control-port", values["control-port"], 0),
     logLevel: level as LogLevel,
@@ -152,6 +183,8 @@ export async function runSimulator(
   const control = new ControlApi(fleet, args.controlPort);
   const controlUrl = await control.start();
   await fleet.writeManifest(args.manifest, controlUrl);
+  if (args.agent)
+    await writeAgentConfig(args.agent.file, agentConfigFor(fleet.manifest(controlUrl), args.agent));
   const byModel = new Map<string, number>();
   for (const d of fleet.devices) byModel.set(d.spec.model, (byModel.get(d.spec.model) ?? 0) + 1);
   const first = fleet.devices[0];
@@ -162,6 +195,10 @@ export async function runSimulator(
     `  HTTPS :${args.fleet.httpsPort}${args.fleet.snmpPort === null ? "" : `, SNMP (VideoOS) udp/${args.fleet.snmpPort}`}`,
   );
   out(`  control API: ${controlUrl}   manifest: ${args.manifest}`);
+  if (args.agent)
+    out(
+      `  agent config: ${args.agent.file} (broker ${args.agent.broker}, traps to udp/${args.agent.trapPort})`,
+    );
   if (first) {
     out(
       first.family === "uc"
