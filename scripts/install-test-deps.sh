@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages the integration tests run as real servers, when any is missing:
-# mosquitto, influxdb (1.x), snmpd + snmp (Net-SNMP agent and command-line tools), postgresql.
+# mosquitto, influxdb (1.x), snmpd + snmp (Net-SNMP agent and command-line tools), postgresql,
+# iputils-ping + traceroute (run by the agent's network-tool commands), openssl (test certificates).
 # As root it installs them with apt-get; otherwise it stops and names what to install.
 set -eu
 
@@ -18,11 +19,14 @@ need mosquitto /usr/sbin/mosquitto
 need influxdb /usr/bin/influxd
 need snmpd /usr/sbin/snmpd
 need snmp snmpget snmpwalk snmptrap
+need iputils-ping /usr/bin/ping
+need traceroute /usr/bin/traceroute
+need openssl /usr/bin/openssl
 pg_initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_initdb" ] || missing="$missing postgresql"
 
 if [ -z "$missing" ]; then
-  echo "test servers present: mosquitto influxdb snmpd snmp postgresql"
+  echo "test servers present: mosquitto influxdb snmpd snmp postgresql iputils-ping traceroute openssl"
   exit 0
 fi
 

@@ -39,6 +39,22 @@ export const ERRORS = {
     message: "firmware image length or hash differs from the catalog",
   },
   POLYFLEET_ERR_AUDIT_WRITE_FAILED: { status: 503, message: "audit write failed; action refused" },
+  POLYFLEET_ERR_COMMAND_TIMEOUT: { status: 504, message: "command did not finish in time" },
+  POLYFLEET_ERR_COMMAND_UNSUPPORTED: { status: 501, message: "this agent does not support the command type" },
+  POLYFLEET_ERR_TOOL_UNAVAILABLE: {
+    status: 501,
+    message: "a system tool the command needs is not installed",
+  },
+  POLYFLEET_ERR_DISCOVERY_RANGE_TOO_LARGE: { status: 400, message: "discovery range is larger than allowed" },
+  POLYFLEET_ERR_OUTBOX_UNAVAILABLE: {
+    status: 500,
+    message: "outbox cannot be opened: in use by another agent process, or owned by another agent",
+  },
+  POLYFLEET_ERR_SNMP_ERROR_STATUS: { status: 502, message: "SNMP agent answered with an error status" },
+  POLYFLEET_ERR_DEVICE_ACTION_UNSUPPORTED: {
+    status: 501,
+    message: "the device or its driver does not support this action",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -23,6 +23,12 @@ export interface SnmpRequestOptions {
   timeoutMs?: number;
 }
 
+/** A GETBULK answer: one varbind per non-repeater, then one list per repeater OID (in request order). */
+export interface SnmpBulkResult {
+  nonRepeaters: Varbind[];
+  columns: Varbind[][];
+}
+
 export interface SnmpWalkOptions extends SnmpRequestOptions {
   /** Stop with POLYFLEET_ERR_SNMP_WALK_LIMIT after this many varbinds. */
   maxVarbinds: number;
@@ -36,6 +42,17 @@ export interface SnmpWalkOptions extends SnmpRequestOptions {
  */
 export interface SnmpClient {
   get(target: SnmpTarget, oids: string[], opts?: SnmpRequestOptions): Promise<SnmpResult<Varbind[]>>;
+  /**
+   * One GETBULK (v2c/v3): GETNEXT of each `nonRepeaters` OID, then up to `maxRepetitions` successors of each
+   * `repeaters` OID. Lets a driver read scalars and a table in one round trip.
+   */
+  getBulk(
+    target: SnmpTarget,
+    nonRepeaters: string[],
+    repeaters: string[],
+    maxRepetitions: number,
+    opts?: SnmpRequestOptions,
+  ): Promise<SnmpResult<SnmpBulkResult>>;
   /** Walks the subtree under `rootOid`; detects non-increasing OIDs (POLYFLEET_ERR_SNMP_WALK_LOOP). */
   walk(target: SnmpTarget, rootOid: string, opts: SnmpWalkOptions): Promise<SnmpResult<Varbind[]>>;
   close(): Promise<void>;

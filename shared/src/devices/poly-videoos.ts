@@ -57,3 +57,19 @@ export type VideoOsPeripherals = z.infer<typeof VideoOsPeripherals>;
 export const VideoOsConfigVars = z.object({
   vars: z.array(z.object({ name: z.string(), value: z.string().optional(), result: z.string() }).loose()),
 });
+
+/**
+ * `GET /rest/conferences`: the active conferences, `[]` when idle (poly-devices.md §2; the simulator answers
+ * `{id, isActive, startTime, duration, connections[]}`). Added for the agent's `inCall`.
+ */
+export const VideoOsConference = z
+  .object({
+    id: z.union([z.int(), z.string()]).optional(),
+    isActive: z.boolean().optional(),
+    connections: z
+      .array(z.object({ state: z.string().optional(), callType: z.string().optional() }).loose())
+      .optional(),
+  })
+  .loose();
+export const VideoOsConferences = z.array(VideoOsConference);
+export type VideoOsConferences = z.infer<typeof VideoOsConferences>;

@@ -19,12 +19,19 @@ describe("loadAgentConfig", () => {
     expect(cfg.siteId).toBe("hq-berlin");
     expect(cfg.credentials["video-snmp"]?.type).toBe("snmpv3");
     const snmp = cfg.credentials["video-snmp"];
-    expect(snmp?.type === "snmpv3" && [snmp.authProtocol, snmp.privProtocol, snmp.securityLevel]).toEqual(["sha256", "aes128", "authPriv"]);
+    expect(snmp?.type === "snmpv3" && [snmp.authProtocol, snmp.privProtocol, snmp.securityLevel]).toEqual([
+      "sha256",
+      "aes128",
+      "authPriv",
+    ]);
   });
 
   it("names the file, the key and the reason for a typo", async () => {
     const file = join(dir, "typo.yaml");
-    await writeFile(file, "siteId: s\nagentId: a\nbroker: { url: mqtt://x:1883 }\npolling: { intervalSecs: 30 }\n");
+    await writeFile(
+      file,
+      "siteId: s\nagentId: a\nbroker: { url: mqtt://x:1883 }\npolling: { intervalSecs: 30 }\n",
+    );
     expect(() => loadAgentConfig(file)).toThrow(`${file}: polling.intervalSecs`);
   });
 
@@ -42,16 +49,21 @@ describe("loadAgentConfig", () => {
 });
 
 describe("resolveSecret", () => {
-  const sources = { env: { PW: "s3cret" } as Record<string, string | undefined>, readFile: (p: string) => (p === "/pw" ? "fromfile\n" : "") };
+  const sources = {
+    env: { PW: "s3cret" } as Record<string, string | undefined>,
+    readFile: (p: string) => (p === "/pw" ? "fromfile\n" : ""),
+  };
   it("resolves inline, env and file secrets", () => {
     expect(resolveSecret("inline", "k", "f", sources)).toBe("inline");
     expect(resolveSecret({ env: "PW" }, "k", "f", sources)).toBe("s3cret");
     expect(resolveSecret({ file: "/pw" }, "k", "f", sources)).toBe("fromfile");
   });
   it("names the key and the source, never a value, when it cannot resolve", () => {
-    expect(() => resolveSecret({ env: "NOPE" }, "credentials.phones.password", "agent.yaml", sources)).toThrow(
-      "agent.yaml: credentials.phones.password: environment variable NOPE is not set",
+    expect(() =>
+      resolveSecret({ env: "NOPE" }, "credentials.phones.password", "agent.yaml", sources),
+    ).toThrow("agent.yaml: credentials.phones.password: environment variable NOPE is not set");
+    expect(() => resolveSecret({ file: "/empty" }, "broker.password", "agent.yaml", sources)).toThrow(
+      /secret file \/empty is empty/,
     );
-    expect(() => resolveSecret({ file: "/empty" }, "broker.password", "agent.yaml", sources)).toThrow(/secret file \/empty is empty/);
   });
 });
