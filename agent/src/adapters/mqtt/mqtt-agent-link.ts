@@ -112,6 +112,7 @@ export class MqttAgentLink {
   private readonly maxInflight: number;
   private readonly lingerMs: number;
   private readonly handlers = new Set<(cmd: Command) => void>();
+  private readonly rawHandlers = new Set<(payload: Buffer) => void>();
   private readonly results: QueuedResult[] = [];
 
   private client: MqttClient | undefined;
@@ -221,6 +222,16 @@ export class MqttAgentLink {
     } else {
       client.end(true);
     }
+  }
+
+  /**
+   * Registers a handler for the raw payload of every message on this agent's command topic, before any
+   * validation: the command runner validates and answers invalid commands itself. With a raw handler set, the
+   * link does not count invalid commands (the runner does). Returns the unsubscribe.
+   */
+  onCommandPayload(handler: (payload: Buffer) => void): () => void {
+    this.rawHandlers.add(handler);
+    return () => this.rawHandlers.delete(handler);
   }
 
   /** Registers a handler for every valid command on this agent's command topic. Returns the unsubscribe. */
@@ -417,6 +428,14 @@ export class MqttAgentLink {
   }
 
   private onCommandMessage(payload: Buffer): void {
+    for (const h of this.rawHandlers) {
+      try {
+        h(payload);
+      } catch (err) {
+        this.log.error({ err }, "command payload handler failed");
+      }
+    }
+    if (this.handlers.size === 0) return;
     const r = parseMessage(Command, payload);
     if (!r.ok) {
       this.invalid("cmd", r.error.message);
