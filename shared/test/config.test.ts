@@ -327,6 +327,9 @@ describe("parseConfigText: collector.yaml", () => {
       },
       http: { host: "0.0.0.0", port: 8443 },
       alerts: { rulesFile: "/etc/polyfleet/rules.yaml" },
+      audit: { checkpointEvery: 100 },
+      api: { rateLimitPerMinute: 600 },
+      notifiers: { webhooks: [] },
     });
   });
 
@@ -338,6 +341,9 @@ describe("parseConfigText: collector.yaml", () => {
       metrics: { type: "embedded", retentionMinutes: 360 },
       http: { host: "127.0.0.1", port: 8080 },
       alerts: {},
+      audit: { checkpointEvery: 100 },
+      api: { rateLimitPerMinute: 600 },
+      notifiers: { webhooks: [] },
     });
   });
 

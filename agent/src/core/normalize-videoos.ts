@@ -21,6 +21,8 @@ import { type CounterSample, counterRates } from "./rates.js";
  * Choices:
  * - status items keep their key without the `system.status.` prefix; `mr.audio` → `microphone`,
  *   `mr.camera` → `camera`; a state list with any down/failed state is `down`.
+ * - identity.mac is the codec's `macAddress` in the device-management list (`/rest/system` has none),
+ *   normalised to the shared `Mac` form; kept from the previous poll when that list did not answer.
  * - peripherals: the codec itself (`local-system` / CODEC) is the device, not a peripheral; a reported
  *   DISCONNECTED/OFFLINE is `missing` (the camera of a Studio X with `cameraDown`), and one seen before that
  *   vanished from the list is `missing` too.
@@ -158,10 +160,33 @@ function isCodec(p: VideoOsPeripherals[number]): boolean {
   return p.uid === "local-system" || p.deviceType.toUpperCase() === "CODEC";
 }
 
-function normMac(raw: string | undefined): string | undefined {
-  if (!raw) return undefined;
-  const hex = raw.replace(/[^0-9a-fA-F]/g, "").toLowerCase();
-  return hex.length === 12 ? hex : undefined;
+// Six hex pairs with one consistent separator (`:`, `-` or none), or the dotted `0011.2233.4455` form.
+const MAC_PAIRS = /^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
+const MAC_DOTTED = /^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$/i;
+
+/**
+ * A MAC as the device reports it → the shared `Mac` form (12 lowercase hex, no separators); anything else
+ * (empty, wrong length, stray text, the all-zero and broadcast addresses, which identify no device) → undefined.
+ */
+export function normalizeVideoOsMac(raw: string | undefined): string | undefined {
+  const s = raw?.trim();
+  if (!s || !(MAC_PAIRS.test(s) || MAC_DOTTED.test(s))) return undefined;
+  const hex = s.replace(/[^0-9a-f]/gi, "").toLowerCase();
+  return hex === "000000000000" || hex === "ffffffffffff" ? undefined : hex;
+}
+
+/**
+ * The codec's own MAC from `POST /rest/current/devicemanagement/devices`: the `macAddress` of the first
+ * `local-system` / CODEC entry that carries a valid one. This is the device id the agent uses everywhere
+ * (discovery, configuration, REST and SNMP polls).
+ */
+export function videoOsCodecMac(peripherals: VideoOsPeripherals): string | undefined {
+  for (const p of peripherals) {
+    if (!isCodec(p)) continue;
+    const mac = normalizeVideoOsMac(p.macAddress);
+    if (mac) return mac;
+  }
+  return undefined;
 }
 
 /** Builds the reading of one VideoOS poll; never throws on schema-valid answers. */
@@ -187,12 +212,10 @@ export function normalizeVideoOsReading(input: VideoOsNormalizeInput): VideoOsNo
   const peripherals: Peripheral[] = [];
   if (a.peripherals) {
     const usedComponents = new Set<string>();
+    const mac = videoOsCodecMac(a.peripherals);
+    if (mac) identity.mac = mac;
     for (const p of a.peripherals) {
-      if (isCodec(p)) {
-        const mac = normMac(p.macAddress);
-        if (mac) identity.mac = mac;
-        continue;
-      }
+      if (isCodec(p)) continue;
       if (!p.uid || known.has(p.uid)) continue;
       const out: Peripheral = {
         id: p.uid.slice(0, 200),

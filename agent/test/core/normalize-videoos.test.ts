@@ -1,10 +1,12 @@
-import { polyVideoOs, Reading } from "@polyfleet/shared";
+import { Mac, polyVideoOs, Reading } from "@polyfleet/shared";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  normalizeVideoOsMac,
   normalizeVideoOsReading,
   VIDEOOS_SNMP_OIDS,
   type VideoOsAnswers,
+  videoOsCodecMac,
   videoOsHealthState,
   videoOsSnmpValues,
 } from "../../src/core/normalize-videoos.js";
@@ -71,6 +73,92 @@ describe("videoOsHealthState", () => {
     expect(videoOsHealthState(["up", "down"])).toBe("down");
     expect(videoOsHealthState(["off"])).toBe("off");
     expect(videoOsHealthState([])).toBe("unknown");
+  });
+});
+
+describe("normalizeVideoOsMac / videoOsCodecMac", () => {
+  it("accepts the usual MAC spellings and gives the shared Mac form", () => {
+    expect(normalizeVideoOsMac("00:E0:DB:11:22:33")).toBe("00e0db112233");
+    expect(normalizeVideoOsMac("00-e0-db-11-22-33")).toBe("00e0db112233");
+    expect(normalizeVideoOsMac("00e0db112233")).toBe("00e0db112233");
+    expect(normalizeVideoOsMac(" 00e0.db11.2233 ")).toBe("00e0db112233");
+  });
+
+  it("rejects what is not one MAC", () => {
+    for (const bad of [
+      undefined,
+      "",
+      "00:e0:db:11:22",
+      "00:e0:db:11:22:33:44",
+      "00:e0-db:11:22:33",
+      "mac 00e0db112233",
+      "00:e0:db:11:22:3g",
+      "00:00:00:00:00:00",
+      "ff:ff:ff:ff:ff:ff",
+    ]) {
+      expect(normalizeVideoOsMac(bad)).toBeUndefined();
+    }
+  });
+
+  it("any six bytes, with any one separator, come back as 12 lowercase hex (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 6, maxLength: 6 }),
+        fc.constantFrom(":", "-", ""),
+        fc.boolean(),
+        (bytes, sep, upper) => {
+          const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0"));
+          const raw = hex.join(sep);
+          const out = normalizeVideoOsMac(upper ? raw.toUpperCase() : raw);
+          const joined = hex.join("");
+          if (joined === "000000000000" || joined === "ffffffffffff") expect(out).toBeUndefined();
+          else {
+            expect(out).toBe(joined);
+            expect(Mac.safeParse(out).success).toBe(true);
+          }
+        },
+      ),
+    );
+  });
+
+  it("takes the codec's entry, not a peripheral's", () => {
+    expect(videoOsCodecMac(peripherals)).toBe("00e0db112233");
+    const list = polyVideoOs.VideoOsPeripherals.parse([
+      {
+        uid: "100003",
+        deviceCategory: "MODULE",
+        deviceType: "TOUCHCONTROL",
+        deviceState: "PAIRED",
+        productName: "Poly TC8",
+        macAddress: "00:e0:db:11:22:34",
+      },
+      {
+        uid: "local-system",
+        deviceCategory: "SYSTEM",
+        deviceType: "CODEC",
+        deviceState: "CONNECTED",
+        productName: "G7500",
+        macAddress: "",
+      },
+      {
+        uid: "codec-2",
+        deviceCategory: "SYSTEM",
+        deviceType: "codec",
+        deviceState: "CONNECTED",
+        productName: "G7500",
+        macAddress: "64-16-7F-0A-1B-2C",
+      },
+    ]);
+    // The local-system entry has no usable MAC; the next CODEC entry does. The TC8's is never taken.
+    expect(videoOsCodecMac(list)).toBe("64167f0a1b2c");
+    expect(videoOsCodecMac(list.slice(0, 2))).toBeUndefined();
+  });
+
+  it("keeps the MAC from the previous poll when the device list did not answer", () => {
+    const first = normalizeVideoOsReading({ ...base, answers: { system, peripherals } });
+    expect(first.reading.identity.mac).toBe("00e0db112233");
+    const second = normalizeVideoOsReading({ ...base, answers: { system }, previous: first.next });
+    expect(second.reading.identity.mac).toBe("00e0db112233");
   });
 });
 

@@ -166,6 +166,47 @@ export const CollectorConfig = z.strictObject({
     .strictObject({ host: z.string().default("127.0.0.1"), port: z.int().min(0).max(65535).default(8080) })
     .default({ host: "127.0.0.1", port: 8080 }),
   alerts: z.strictObject({ rulesFile: z.string().optional() }).default({}),
+  audit: z
+    .strictObject({
+      /** ed25519 private key (PEM) signing checkpoints; generated into the state directory when absent. */
+      keyFile: z.string().optional(),
+      checkpointEvery: z.int().min(1).max(100_000).default(100),
+    })
+    .default({ checkpointEvery: 100 }),
+  api: z
+    .strictObject({
+      /** Token of the first admin, created at start when no token exists (e.g. {env: POLYFLEET_ADMIN_TOKEN}). */
+      bootstrapToken: SecretRef.optional(),
+      rateLimitPerMinute: z.int().min(1).max(1_000_000).default(600),
+    })
+    .default({ rateLimitPerMinute: 600 }),
+  notifiers: z
+    .strictObject({
+      webhooks: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            url: z.url(),
+            secret: SecretRef.optional(),
+            template: z.string().optional(),
+            maxRetries: z.int().min(0).max(20).default(5),
+          }),
+        )
+        .default([]),
+      email: z
+        .strictObject({
+          name: z.string().default("email"),
+          host: z.string(),
+          port: z.int().min(1).max(65535).default(25),
+          secure: z.boolean().default(false),
+          username: z.string().optional(),
+          password: SecretRef.optional(),
+          from: z.string(),
+          to: z.array(z.string()).min(1),
+        })
+        .optional(),
+    })
+    .default({ webhooks: [] }),
 });
 export type CollectorConfig = z.infer<typeof CollectorConfig>;
 export type CollectorConfigInput = z.input<typeof CollectorConfig>;

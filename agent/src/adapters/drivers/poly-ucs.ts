@@ -18,6 +18,7 @@ import { BAD_RESPONSES_METRIC, type HttpsJsonClient, type HttpsResult } from "..
 type HttpCredential = Extract<ResolvedCredential, { type: "http" }>;
 
 export interface PolyUcsDriverOptions {
+  /** Borrowed, not owned: {@link PolyUcsDriver.close} leaves it open (the caller closes it). */
   http: HttpsJsonClient;
   metrics?: Metrics | undefined;
   clock?: Clock | undefined;
@@ -104,9 +105,15 @@ export class PolyUcsDriver implements DeviceDriver {
     if (st?.origin) void this.http.closeOrigin(st.origin.address, st.origin.port);
   }
 
+  /**
+   * Drops every device's state (remembered credential, API versions, previous counters) and closes the
+   * keep-alive connections to the devices this driver reached. The injected {@link HttpsJsonClient} stays
+   * open: it may be shared with other drivers, and its owner (the composition root) closes it.
+   */
   async close(): Promise<void> {
+    const origins = [...this.devices.values()].flatMap((st) => (st.origin ? [st.origin] : []));
     this.devices.clear();
-    await this.http.close();
+    await Promise.allSettled(origins.map((o) => this.http.closeOrigin(o.address, o.port)));
   }
 
   private state(deviceId: string): UcDeviceState {

@@ -29,6 +29,7 @@ type HttpCredential = Extract<ResolvedCredential, { type: "http" }>;
 export const VIDEOOS_LOGINS_METRIC = "polyfleet_agent_videoos_logins_total";
 
 export interface PolyVideoOsDriverOptions {
+  /** Borrowed, not owned: {@link PolyVideoOsDriver.close} leaves it open (the caller closes it). */
   http: HttpsJsonClient;
   /** Optional: with it, devices that have an SNMP credential also get IF-MIB rates and MIB hardware health. */
   snmp?: SnmpClient | undefined;
@@ -115,9 +116,15 @@ export class PolyVideoOsDriver implements DeviceDriver {
     if (st?.origin) void this.http.closeOrigin(st.origin.address, st.origin.port);
   }
 
+  /**
+   * Drops every device's state (sessions, previous counters) and closes the keep-alive connections to the
+   * devices this driver reached. The injected {@link HttpsJsonClient} stays open: it may be shared with other
+   * drivers, and its owner (the composition root) closes it.
+   */
   async close(): Promise<void> {
+    const origins = [...this.devices.values()].flatMap((st) => (st.origin ? [st.origin] : []));
     this.devices.clear();
-    await this.http.close();
+    await Promise.allSettled(origins.map((o) => this.http.closeOrigin(o.address, o.port)));
   }
 
   private state(deviceId: string): VideoOsDeviceState {
@@ -157,13 +164,24 @@ export class PolyVideoOsDriver implements DeviceDriver {
         opts.signal,
       );
       if (!sys.ok) return { ok: false, error: sys.error };
+      // `/rest/system` carries no MAC; the codec's own entry in the device-management list does. Without it
+      // (older firmware, an error) the identity is still valid, only without a MAC: discovery then falls back
+      // to the ARP-learned one.
+      const devices = await this.getParsed(
+        target,
+        st,
+        "POST",
+        "/rest/current/devicemanagement/devices",
+        polyVideoOs.VideoOsPeripherals,
+        opts.signal,
+      );
       const { reading } = normalizeVideoOsReading({
         deviceId: target.deviceId,
         address: target.address,
         reachable: true,
         pollLatencyMs: 0,
         nowMs: this.clock.now(),
-        answers: { system: sys.value },
+        answers: { system: sys.value, peripherals: devices.ok ? devices.value : undefined },
         errors: [],
       });
       return { ok: true, identity: reading.identity, driver: this.name, via: ["https"] };

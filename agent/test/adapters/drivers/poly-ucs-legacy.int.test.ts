@@ -53,7 +53,8 @@ afterAll(async () => {
 });
 
 it("falls back to /api/v1 on 404 for old firmware and remembers it", async () => {
-  const driver = new PolyUcsDriver({ http: new UndiciHttpsClient() });
+  const http = new UndiciHttpsClient();
+  const driver = new PolyUcsDriver({ http });
   const target = {
     deviceId: "0004f2aabbcc",
     address: "127.0.0.1",
@@ -78,5 +79,6 @@ it("falls back to /api/v1 on 404 for old firmware and remembers it", async () =>
     expect(seen).not.toContain("/api/v2/mgmt/lineInfo");
   } finally {
     await driver.close();
+    await http.close();
   }
 });

@@ -16,6 +16,8 @@ import { pollOpts, type SimDevice, type SimHandle, sleep, startSim, targetOf } f
 /** Wraps the real client to count requests per path (an independent view of what the driver sends). */
 class CountingClient implements HttpsJsonClient {
   readonly paths: string[] = [];
+  /** How often close() was called: a driver must never close the client it was given. */
+  closes = 0;
   inFlight = new Map<string, number>();
   maxInFlight = 0;
   constructor(private readonly inner: HttpsJsonClient) {}
@@ -37,6 +39,7 @@ class CountingClient implements HttpsJsonClient {
     return this.inner.closeOrigin(a, p);
   }
   close(): Promise<void> {
+    this.closes++;
     return this.inner.close();
   }
 }
@@ -85,6 +88,8 @@ describe("PolyUcsDriver against the simulator", () => {
   });
   afterAll(async () => {
     await driver?.close();
+    // The test owns the client: the driver's close() leaves it open.
+    await http?.close();
     await sim?.stop();
   });
 
@@ -255,6 +260,41 @@ describe("PolyUcsDriver against the simulator", () => {
     expect(http.paths.length - before).toBe(5);
   });
 
+  it("close() releases its own device state but leaves a shared HTTPS client open", async () => {
+    const a = fresh();
+    const b = fresh();
+    const ta = targetOf(a, {
+      extraCredentials: [{ name: "old", type: "http", user: "Polycom", password: "not-the-password" }],
+    });
+    const tb = targetOf(b);
+    const shared = new CountingClient(new UndiciHttpsClient({ timeoutMs: 2000 }));
+    const first = new PolyUcsDriver({ http: shared, requestTimeoutMs: 2000 });
+    const second = new PolyUcsDriver({ http: shared, requestTimeoutMs: 2000 });
+    try {
+      expect((await first.poll(ta, pollOpts())).errors).toEqual([]);
+      expect((await second.poll(tb, pollOpts())).errors).toEqual([]);
+      // The composition root shares one client between drivers: closing one must not break the other.
+      await first.close();
+      expect(shared.closes).toBe(0);
+      const r = await second.poll(tb, pollOpts());
+      expect(r.errors).toEqual([]);
+      expect(r.reachable).toBe(true);
+      expect(r.identity.mac).toBe(b.mac);
+      // The closed driver forgot what it had learnt about its phone: the remembered credential (so the
+      // wrong one is tried first again) and the network/info schedule (read again on the first poll).
+      const before = shared.paths.length;
+      expect((await first.poll(ta, pollOpts())).errors).toEqual([]);
+      const sent = shared.paths.slice(before);
+      expect(sent.length).toBeGreaterThan(5);
+      expect(sent).toContain("GET /api/v1/mgmt/network/info");
+    } finally {
+      await first.close();
+      await second.close();
+      await shared.close();
+    }
+    expect(shared.closes).toBe(1);
+  });
+
   describe("faults", () => {
     it("noAnswer: unreachable with a timeout, bounded by the request timeout", async () => {
       const d = fresh();
@@ -293,13 +333,15 @@ describe("PolyUcsDriver against the simulator", () => {
     it("slow beyond the request timeout: timeout error", async () => {
       const d = fresh();
       await fault(d, ["slow"]);
-      const quick = new PolyUcsDriver({ http: new UndiciHttpsClient(), requestTimeoutMs: 100 });
+      const own = new UndiciHttpsClient();
+      const quick = new PolyUcsDriver({ http: own, requestTimeoutMs: 100 });
       try {
         const r = await quick.poll(targetOf(d), pollOpts());
         expect(r.reachable).toBe(false);
         expect(r.errors[0]?.code).toBe("POLYFLEET_ERR_DEVICE_TIMEOUT");
       } finally {
         await quick.close();
+        await own.close();
       }
     });
 
@@ -391,18 +433,42 @@ describe("PolyUcsDriver against the simulator", () => {
       const dead = fresh();
       const alive = fresh();
       await fault(dead, ["noAnswer"]);
-      const deadPoll = driver.poll(targetOf(dead), pollOpts());
-      const r = await driver.poll(targetOf(alive), pollOpts());
-      expect(r.errors).toEqual([]);
-      expect(r.pollLatencyMs).toBeLessThan(1000);
-      expect((await deadPoll).reachable).toBe(false);
+      // A driver whose request deadline is far away: the dead phone's poll ends only when the test aborts
+      // it, so "the healthy phone finished first" is an ordering fact, not a race against a timer.
+      const patient = new PolyUcsDriver({ http, requestTimeoutMs: 60_000 });
+      const stopDead = new AbortController();
+      let deadSettled = false;
+      const deadPoll = patient.poll(targetOf(dead), { signal: stopDead.signal }).finally(() => {
+        deadSettled = true;
+      });
+      try {
+        try {
+          const r = await patient.poll(targetOf(alive), pollOpts());
+          assertContract(r);
+          expect(r.errors).toEqual([]);
+          expect(r.reachable).toBe(true);
+          expect(r.identity).toMatchObject({ model: alive.model, mac: alive.mac });
+          expect(r.lines.length).toBeGreaterThan(0);
+          // The healthy phone's complete reading arrived while the dead phone's poll was still waiting.
+          expect(deadSettled).toBe(false);
+        } finally {
+          stopDead.abort();
+        }
+        // Aborted by its poll signal, the dead phone's poll resolves as a timeout (a value, not a throw).
+        const d = await deadPoll;
+        expect(d.reachable).toBe(false);
+        expect(d.errors[0]?.code).toBe("POLYFLEET_ERR_DEVICE_TIMEOUT");
+      } finally {
+        await patient.close();
+      }
     });
   });
 
   it("CPU time per UC poll (printed, not asserted)", async () => {
     const d = fresh((x) => x.model.startsWith("VVX"));
     const t = targetOf(d);
-    const quiet = new PolyUcsDriver({ http: new UndiciHttpsClient() });
+    const own = new UndiciHttpsClient();
+    const quiet = new PolyUcsDriver({ http: own });
     try {
       for (let i = 0; i < 20; i++) await quiet.poll(t, pollOpts());
       const n = 200;
@@ -442,6 +508,7 @@ describe("PolyUcsDriver against the simulator", () => {
       );
     } finally {
       await quiet.close();
+      await own.close();
     }
   });
 });

@@ -1,5 +1,6 @@
-import { Reading } from "@polyfleet/shared";
+import { Mac, Reading } from "@polyfleet/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PolyUcsDriver } from "../../../src/adapters/drivers/poly-ucs.js";
 import { PolyVideoOsDriver, VIDEOOS_LOGINS_METRIC } from "../../../src/adapters/drivers/poly-videoos.js";
 import {
   type HttpsJsonClient,
@@ -17,6 +18,8 @@ import { pollOpts, type SimDevice, type SimHandle, sleep, startSim, targetOf } f
 
 class CountingClient implements HttpsJsonClient {
   readonly sent: string[] = [];
+  /** How often close() was called: a driver must never close the client it was given. */
+  closes = 0;
   constructor(private readonly inner: HttpsJsonClient) {}
   request(req: HttpsRequest): Promise<HttpsResult> {
     this.sent.push(`${req.address} ${req.method} ${req.path}`);
@@ -32,6 +35,7 @@ class CountingClient implements HttpsJsonClient {
     return this.inner.closeOrigin(a, p);
   }
   close(): Promise<void> {
+    this.closes++;
     return this.inner.close();
   }
 }
@@ -114,6 +118,8 @@ describe("PolyVideoOsDriver against the simulator", () => {
   });
   afterAll(async () => {
     await driver?.close();
+    // The test owns the client: the driver's close() leaves it open.
+    await http?.close();
     await sim?.stop();
   });
 
@@ -158,8 +164,66 @@ describe("PolyVideoOsDriver against the simulator", () => {
     expect(id).toMatchObject({
       ok: true,
       driver: "poly-videoos",
-      identity: { model: d.model, serial: d.serial },
+      via: ["https"],
+      identity: { model: d.model, serial: d.serial, family: "videoos" },
     });
+  });
+
+  it("identify() and poll() report the manifest's MAC (the device id) for every model", async () => {
+    // A driver of its own, so identify() runs on devices it has never polled (no identity to carry over).
+    const own = new PolyVideoOsDriver({ http, requestTimeoutMs: 2000 });
+    try {
+      for (const d of byModel.values()) {
+        const id = await own.identify(targetOf(d), pollOpts());
+        if (!id.ok) throw new Error(`identify ${d.model}: ${id.error.code} ${id.error.message}`);
+        expect(id.identity.mac).toBe(d.mac);
+        expect(Mac.safeParse(id.identity.mac).success).toBe(true);
+        // The agent's device id for a simulated device is its MAC: discovery and polls agree on it.
+        expect(id.identity.mac).toBe(targetOf(d).deviceId);
+        const r = await own.poll(targetOf(d), pollOpts());
+        expect(r.errors).toEqual([]);
+        expect(r.identity.mac).toBe(d.mac);
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("close() releases its own sessions but leaves a shared HTTPS client open", async () => {
+    const d = fresh();
+    const t = targetOf(d);
+    const shared = new CountingClient(new UndiciHttpsClient({ timeoutMs: 2000 }));
+    const video = new PolyVideoOsDriver({ http: shared, requestTimeoutMs: 2000 });
+    const uc = new PolyUcsDriver({ http: shared, requestTimeoutMs: 2000 });
+    try {
+      expect((await video.poll(t, pollOpts())).errors).toEqual([]);
+      expect(shared.logins(d.address)).toBe(1);
+      // The composition root shares one client between the drivers: closing one must not break the other.
+      await uc.close();
+      expect(shared.closes).toBe(0);
+      const again = await video.poll(t, pollOpts());
+      expect(again.errors).toEqual([]);
+      expect(again.reachable).toBe(true);
+      expect(shared.logins(d.address)).toBe(1);
+
+      await video.close();
+      expect(shared.closes).toBe(0);
+      // The client still works for anyone else holding it...
+      const other = new PolyVideoOsDriver({ http: shared, requestTimeoutMs: 2000 });
+      try {
+        expect((await other.poll(t, pollOpts())).errors).toEqual([]);
+      } finally {
+        await other.close();
+      }
+      // ...and the closed driver's own per-device state is gone: its next poll starts a new session.
+      const before = shared.logins(d.address);
+      expect((await video.poll(t, pollOpts())).errors).toEqual([]);
+      expect(shared.logins(d.address)).toBe(before + 1);
+    } finally {
+      await video.close();
+      await shared.close();
+    }
+    expect(shared.closes).toBe(1);
   });
 
   it("reuses the session across polls and renews it after a device reboot", async () => {
@@ -302,7 +366,8 @@ describe("PolyVideoOsDriver against the simulator", () => {
       const d = fresh();
       const snmp = new FakeSnmp();
       const clock = manualClock();
-      const drv = new PolyVideoOsDriver({ http: new UndiciHttpsClient(), snmp, clock });
+      const own = new UndiciHttpsClient();
+      const drv = new PolyVideoOsDriver({ http: own, snmp, clock });
       try {
         const t = targetOf(d);
         const set = (uptimeTicks: number, inOct: number, outOct: number, inPk: number, outPk: number) => {
@@ -354,6 +419,7 @@ describe("PolyVideoOsDriver against the simulator", () => {
         expect(r6.health.some((h) => h.name === "camera")).toBe(true);
       } finally {
         await drv.close();
+        await own.close();
       }
     });
 
@@ -361,7 +427,8 @@ describe("PolyVideoOsDriver against the simulator", () => {
       const d = fresh();
       const snmpMetrics = new PromRegistry();
       const snmp = new NetSnmpClient({ metrics: snmpMetrics });
-      const drv = new PolyVideoOsDriver({ http: new UndiciHttpsClient(), snmp });
+      const own = new UndiciHttpsClient();
+      const drv = new PolyVideoOsDriver({ http: own, snmp });
       try {
         const t = targetOf(d);
         const r1 = await drv.poll(t, pollOpts());
@@ -380,6 +447,7 @@ describe("PolyVideoOsDriver against the simulator", () => {
         expect(r2.network.rxBytesPerSec).toBeGreaterThan(100 * (r2.network.rxPacketsPerSec ?? 0));
       } finally {
         await drv.close();
+        await own.close();
         await snmp.close();
       }
     });
@@ -387,13 +455,15 @@ describe("PolyVideoOsDriver against the simulator", () => {
     it("does not call SNMP for a device without an SNMP credential", async () => {
       const d = fresh();
       const snmp = new FakeSnmp();
-      const drv = new PolyVideoOsDriver({ http: new UndiciHttpsClient(), snmp });
+      const own = new UndiciHttpsClient();
+      const drv = new PolyVideoOsDriver({ http: own, snmp });
       try {
         const r = await drv.poll(targetOf(d, { withSnmp: false }), pollOpts());
         expect(r.errors).toEqual([]);
         expect(snmp.calls).toHaveLength(0);
       } finally {
         await drv.close();
+        await own.close();
       }
     });
   });
