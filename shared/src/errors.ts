@@ -55,6 +55,21 @@ export const ERRORS = {
     status: 501,
     message: "the device or its driver does not support this action",
   },
+  POLYFLEET_ERR_METRICS_UNAVAILABLE: {
+    status: 503,
+    message: "metrics store is unreachable or answered with an error",
+  },
+  POLYFLEET_ERR_METRICS_FIELD_UNKNOWN: { status: 400, message: "unknown metrics field" },
+  POLYFLEET_ERR_BODY_TOO_LARGE: { status: 413, message: "request body is too large" },
+  POLYFLEET_ERR_MEDIA_TYPE_UNSUPPORTED: { status: 415, message: "request content type is not supported" },
+  POLYFLEET_ERR_AUDIT_KEY_INVALID: {
+    status: 500,
+    message: "audit signing key cannot be read or written, is not ed25519, or is readable by others",
+  },
+  POLYFLEET_ERR_ALERT_STATE: {
+    status: 409,
+    message: "the alert is not in a state that allows this (already acknowledged or resolved)",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -120,6 +120,8 @@ const STATES: ReachabilityState[] = ["unknown", "reachable", "unreachable", "los
 export const SCHEDULER_METRICS = {
   polls: "polyfleet_agent_polls_total",
   failures: "polyfleet_agent_poll_failures_total",
+  /** Polls of a device that answered, with errors (auth refused, HTTP 500, malformed answers), by reason. */
+  partialFailures: "polyfleet_agent_poll_partial_failures_total",
   duration: "polyfleet_agent_poll_duration_seconds",
   skipped: "polyfleet_agent_poll_skipped_total",
   devices: "polyfleet_agent_devices",
@@ -464,6 +466,15 @@ export class Scheduler {
     if (result !== "ok") {
       const reason = reading.errors[0]?.code ?? "POLYFLEET_ERR_DEVICE_UNREACHABLE";
       metrics.inc(SCHEDULER_METRICS.failures, { driver: dev.driver, reason });
+    } else {
+      // The device answered, but not everything it was asked (401, 500, malformed JSON…): each distinct
+      // error code counts as a partial failure, so /metrics shows wrong credentials or HTTP 500s by reason.
+      const seen = new Set<string>();
+      for (const err of reading.errors) {
+        if (seen.has(err.code)) continue;
+        seen.add(err.code);
+        metrics.inc(SCHEDULER_METRICS.partialFailures, { driver: dev.driver, reason: err.code });
+      }
     }
     this.guard(() => sink.appendReading(reading), deviceId, "appendReading");
 

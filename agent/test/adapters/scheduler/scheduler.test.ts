@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { Scheduler, type SchedulerOptions } from "../../../src/adapters/scheduler/scheduler.js";
 import { PromRegistry } from "../../../src/core/prom-registry.js";
-import { FakeClock, FakeDriver, MemorySink, seeded, target } from "./fakes.js";
+import type { DeviceDriver } from "../../../src/ports/driver.js";
+import { FakeClock, FakeDriver, MemorySink, reading, seeded, target } from "./fakes.js";
 
 function setup(opts: Partial<SchedulerOptions> = {}) {
   const clock = new FakeClock();
@@ -312,5 +313,50 @@ describe("Scheduler", () => {
     const calls = ucs.calls.length;
     await clock.advance(60_000);
     expect(ucs.calls.length).toBe(calls);
+  });
+
+  it("counts the errors of a device that answered (auth refused, HTTP 500) as partial failures by reason", async () => {
+    const clock = new FakeClock();
+    const sink = new MemorySink();
+    const metrics = new PromRegistry();
+    const answering: DeviceDriver = {
+      name: "poly-ucs",
+      identify: () =>
+        Promise.resolve({ ok: false, error: { code: "POLYFLEET_ERR_DEVICE_AUTH", message: "401" } }),
+      poll: (t) =>
+        Promise.resolve({
+          ...reading(t, "poly-ucs", true, 5),
+          errors: [
+            { code: "POLYFLEET_ERR_DEVICE_AUTH", message: "401 on device/info" },
+            { code: "POLYFLEET_ERR_DEVICE_AUTH", message: "401 on device/stats" },
+            { code: "POLYFLEET_ERR_DEVICE_HTTP", message: "500 on lineInfo" },
+          ],
+        }),
+      reboot: () => Promise.resolve({ ok: true }),
+      forget: () => {},
+      close: () => Promise.resolve(),
+    };
+    const scheduler = new Scheduler(
+      { drivers: { "poly-ucs": answering }, sink, clock, metrics },
+      {
+        intervalMs: 10_000,
+        jitterPct: 0,
+        timeoutMs: 1000,
+        concurrency: 4,
+        missesBeforeUnreachable: 3,
+        random: seeded(1),
+      },
+    );
+    scheduler.upsert({ target: target(1), driver: "poly-ucs" });
+    scheduler.start();
+    await clock.advance(25_000);
+    const polls = metrics.get("polyfleet_agent_polls_total", { driver: "poly-ucs", result: "ok" });
+    expect(polls).toBeGreaterThanOrEqual(2);
+    const partial = (reason: string) =>
+      metrics.get("polyfleet_agent_poll_partial_failures_total", { driver: "poly-ucs", reason });
+    expect(partial("POLYFLEET_ERR_DEVICE_AUTH")).toBe(polls);
+    expect(partial("POLYFLEET_ERR_DEVICE_HTTP")).toBe(polls);
+    expect(metrics.total("polyfleet_agent_poll_failures_total")).toBe(0);
+    await scheduler.stop();
   });
 });
