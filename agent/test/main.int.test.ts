@@ -17,9 +17,15 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function agent(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function agent(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 20_000 });
+    const r = await run(process.execPath, [MAIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      timeout: 20_000,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -44,26 +50,36 @@ describe("polyfleet-agent CLI", () => {
   it("--help documents every flag", async () => {
     const r = await agent(["--help"]);
     expect(r.code).toBe(0);
-    for (const flag of ["--config", "--log-level", "--check-config", "--version", "--help"]) expect(r.stdout).toContain(flag);
+    for (const flag of ["--config", "--log-level", "--check-config", "--version", "--help"])
+      expect(r.stdout).toContain(flag);
   });
 
   it("--check-config validates the sample config once its secrets resolve, printing no secret", async () => {
     const pwFile = join(dir, "video.pw");
     await writeFile(pwFile, "video-secret-5\n");
-    const text = (await import("node:fs")).readFileSync(SAMPLE, "utf8").replace("/etc/polyfleet/video-admin.pw", pwFile).replace(/^\s+ca: .*$/m, "");
+    const text = (await import("node:fs"))
+      .readFileSync(SAMPLE, "utf8")
+      .replace("/etc/polyfleet/video-admin.pw", pwFile)
+      .replace(/^\s+ca: .*$/m, "");
     const file = await config("sample.yaml", text);
     const r = await agent(["--config", file, "--check-config"], SECRETS);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("OK — site hq-berlin");
-    for (const s of [...Object.values(SECRETS), "video-secret-5"]) expect(r.stdout + r.stderr).not.toContain(s);
+    for (const s of [...Object.values(SECRETS), "video-secret-5"])
+      expect(r.stdout + r.stderr).not.toContain(s);
   });
 
   it("a missing secret stops the agent naming the file and key, exit 2", async () => {
-    const file = await config("nosecret.yaml", "siteId: s\nagentId: a\nbroker: { url: 'mqtt://127.0.0.1:1' }\ncredentials:\n  p: { type: http, user: Polycom, password: { env: NOT_SET_ANYWHERE } }\n");
+    const file = await config(
+      "nosecret.yaml",
+      "siteId: s\nagentId: a\nbroker: { url: 'mqtt://127.0.0.1:1' }\ncredentials:\n  p: { type: http, user: Polycom, password: { env: NOT_SET_ANYWHERE } }\n",
+    );
     const r = await agent(["--config", file, "--check-config"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${file}: credentials.p.password: environment variable NOT_SET_ANYWHERE is not set`);
+    expect(r.stderr).toContain(
+      `${file}: credentials.p.password: environment variable NOT_SET_ANYWHERE is not set`,
+    );
   });
 
   it("refuses MD5 SNMPv3 and unknown profile names with a clear error, without echoing keys", async () => {
@@ -77,7 +93,10 @@ describe("polyfleet-agent CLI", () => {
     expect(r.stderr).toContain("POLYFLEET_ERR_SNMP_INSECURE");
     expect(r.stderr).not.toContain("topsecretkey");
 
-    const unknown = await config("unknown.yaml", "siteId: s\nagentId: a\nbroker: { url: 'mqtt://127.0.0.1:1' }\ndevices:\n  - { address: 10.0.0.1, credentials: [nope] }\n");
+    const unknown = await config(
+      "unknown.yaml",
+      "siteId: s\nagentId: a\nbroker: { url: 'mqtt://127.0.0.1:1' }\ndevices:\n  - { address: 10.0.0.1, credentials: [nope] }\n",
+    );
     const u = await agent(["--config", unknown, "--check-config"]);
     expect(u.code).toBe(2);
     expect(u.stderr).toContain(`${unknown}: devices[0].credentials: no credential profile named "nope"`);

@@ -1,23 +1,148 @@
-import { main } from "./simulator/cli.js";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parse, stringify } from "yaml";
+import { runSimulator } from "./simulator/cli.js";
+import { freeTcpPort, freeUdpPort, waitFor } from "./testing/free-port.js";
 
 /**
- * `npm start`: runs the system on embedded defaults. Until the agent and the collector land, that is the
- * simulated fleet, with a few faults so that there is something to see; extra arguments go to the simulator.
+ * `npm start`: the whole system on embedded defaults, on this machine — the collector (embedded aedes broker,
+ * SQLite, in-memory metrics, API + dashboard), one agent, and a simulated fleet with a few faults so that
+ * alerts appear within a minute. Ctrl-C stops everything. Extra arguments go to the simulator.
  */
-const defaults = [
-  "--devices",
-  "24",
-  "--subnet",
-  "127.0.10.0/24",
-  "--manifest",
-  ".polyfleet/sim-manifest.json",
-  "--fault",
-  "cameraDown=1",
-  "--fault",
-  "sipUnregistered=1",
-  "--fault",
-  "highCpu=1",
-];
-const { mkdirSync } = await import("node:fs");
-mkdirSync(".polyfleet", { recursive: true });
-await main([...defaults, ...process.argv.slice(2)]);
+const root = resolve(new URL("../..", import.meta.url).pathname);
+const dir = resolve(".polyfleet");
+mkdirSync(dir, { recursive: true });
+
+async function preferredPort(port: number): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((done) => {
+    const s = createServer();
+    s.once("error", () => void freeTcpPort().then(done));
+    s.listen(port, "127.0.0.1", () => s.close(() => done(port)));
+  });
+}
+
+const brokerPort = await preferredPort(1883);
+const apiPort = await preferredPort(8080);
+const agentOpsPort = await preferredPort(9465);
+const trapPort = await freeUdpPort();
+// The bootstrap token only takes effect in an empty state database, so it is kept for the next start.
+const tokenFile = resolve(dir, "admin-token");
+const token =
+  process.env.POLYFLEET_ADMIN_TOKEN ??
+  (existsSync(tokenFile)
+    ? readFileSync(tokenFile, "utf8").trim()
+    : `pf_${randomBytes(24).toString("base64url")}`);
+writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+
+writeFileSync(
+  resolve(dir, "collector.yaml"),
+  stringify({
+    broker: { type: "embedded", host: "127.0.0.1", port: brokerPort },
+    store: { type: "sqlite", path: resolve(dir, "state.db") },
+    metrics: { type: "embedded", retentionMinutes: 360 },
+    http: { host: "127.0.0.1", port: apiPort },
+    api: { bootstrapToken: { env: "POLYFLEET_ADMIN_TOKEN" } },
+  }),
+);
+
+const children: ChildProcess[] = [];
+function launch(name: string, script: string, args: string[]): ChildProcess {
+  const child = spawn(process.execPath, [resolve(root, script), ...args], {
+    env: { ...process.env, POLYFLEET_ADMIN_TOKEN: token },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  child.once("exit", (code, signal) => {
+    if (!stopping) {
+      console.error(`${name} exited (${signal ?? code}); stopping`);
+      void stop(1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+let stopping = false;
+let sim: Awaited<ReturnType<typeof runSimulator>>;
+async function stop(code = 0): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  for (const c of [...children].reverse()) c.kill("SIGTERM");
+  await Promise.all(
+    children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once("exit", r)))),
+  );
+  await sim?.stop();
+  process.exit(code);
+}
+process.once("SIGINT", () => void stop());
+process.once("SIGTERM", () => void stop());
+
+launch("collector", "collector/dist/main.js", [
+  "--config",
+  resolve(dir, "collector.yaml"),
+  "--log-level",
+  "warn",
+]);
+await waitFor(
+  async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${apiPort}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  },
+  30_000,
+  "the collector",
+);
+
+sim = await runSimulator(
+  [
+    "--devices",
+    "24",
+    "--subnet",
+    "127.0.10.0/24",
+    "--manifest",
+    resolve(dir, "sim-manifest.json"),
+    "--agent-config",
+    resolve(dir, "agent.yaml"),
+    "--broker",
+    `mqtt://127.0.0.1:${brokerPort}`,
+    "--agent-trap-port",
+    String(trapPort),
+    "--poll-interval",
+    "10",
+    "--fault",
+    "noAnswer=1",
+    "--fault",
+    "cameraDown=1",
+    "--fault",
+    "sipUnregistered=1",
+    "--fault",
+    "highCpu=1",
+    "--log-level",
+    "warn",
+    ...process.argv.slice(2),
+  ],
+  () => {},
+);
+const agentFile = resolve(dir, "agent.yaml");
+const agentCfg = parse(readFileSync(agentFile, "utf8")) as {
+  http: { port: number };
+  outbox: { dir: string };
+};
+agentCfg.http.port = agentOpsPort;
+agentCfg.outbox.dir = resolve(dir, "agent-outbox");
+writeFileSync(agentFile, stringify(agentCfg), { mode: 0o600 });
+launch("agent", "agent/dist/main.js", ["--config", agentFile, "--log-level", "warn"]);
+
+console.log(`polyfleet is running (Ctrl-C stops everything)
+  dashboard + API   http://127.0.0.1:${apiPort}        (API docs: http://127.0.0.1:${apiPort}/docs)
+  admin API token   ${token}
+  MQTT broker       mqtt://127.0.0.1:${brokerPort}
+  agent             http://127.0.0.1:${agentOpsPort}/healthz   http://127.0.0.1:${agentOpsPort}/metrics
+  simulated fleet   24 devices on 127.0.10.1-24, control API ${sim?.control}
+  faults            one device not answering, one camera down, one SIP line unregistered, one high CPU:
+                    alerts appear on the dashboard within a minute
+  state             ${dir}`);

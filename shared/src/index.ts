@@ -1,4 +1,5 @@
 export * from "./clock.js";
+export * from "./config-file.js";
 export * from "./contracts/agent-state.js";
 export * from "./contracts/alert.js";
 export * from "./contracts/alerting.js";
@@ -17,3 +18,4 @@ export * as polyVideoOs from "./devices/poly-videoos.js";
 export * from "./errors.js";
 export * from "./logger.js";
 export * from "./parse.js";
+export * from "./prom-registry.js";

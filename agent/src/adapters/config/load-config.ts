@@ -1,63 +1,8 @@
-import { readFileSync } from "node:fs";
-import { AgentConfig, PolyfleetError, parseConfigText, type SecretRef } from "@polyfleet/shared";
+import { AgentConfig, loadConfigFile } from "@polyfleet/shared";
+
+export { PROCESS_SECRETS, resolveSecret, type SecretSources } from "@polyfleet/shared";
 
 /** Reads and validates `agent.yaml`. Errors name the file, the key and the reason; never a secret value. */
 export function loadAgentConfig(file: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code ?? "error";
-    throw new PolyfleetError(
-      "POLYFLEET_ERR_CONFIG_UNREADABLE",
-      `${file}: cannot read the config file (${code})`,
-      { cause },
-    );
-  }
-  return parseConfigText(AgentConfig, text, file);
-}
-
-export interface SecretSources {
-  env: Record<string, string | undefined>;
-  readFile(path: string): string;
-}
-
-export const PROCESS_SECRETS: SecretSources = {
-  env: process.env,
-  readFile: (path) => readFileSync(path, "utf8"),
-};
-
-/**
- * Resolves a secret reference: inline, `{env: NAME}` or `{file: PATH}` (trailing newline trimmed). The error
- * names the config key and where it looked, never the value.
- */
-export function resolveSecret(
-  ref: SecretRef,
-  key: string,
-  file: string,
-  sources: SecretSources = PROCESS_SECRETS,
-): string {
-  if (typeof ref === "string") return ref;
-  if ("env" in ref) {
-    const v = sources.env[ref.env];
-    if (v === undefined || v === "") {
-      throw new PolyfleetError(
-        "POLYFLEET_ERR_SECRET_UNRESOLVED",
-        `${file}: ${key}: environment variable ${ref.env} is not set`,
-      );
-    }
-    return v;
-  }
-  try {
-    const v = sources.readFile(ref.file).replace(/\r?\n$/, "");
-    if (v === "") throw new Error("empty");
-    return v;
-  } catch (cause) {
-    const why = cause instanceof Error && cause.message === "empty" ? "is empty" : "cannot be read";
-    throw new PolyfleetError(
-      "POLYFLEET_ERR_SECRET_UNRESOLVED",
-      `${file}: ${key}: secret file ${ref.file} ${why}`,
-      { cause },
-    );
-  }
+  return loadConfigFile(AgentConfig, file);
 }

@@ -1,0 +1,1 @@
+export { PromRegistry as PromCounters } from "@polyfleet/shared";
