@@ -16,7 +16,9 @@ describe("collector configuration", () => {
   it("accepts the shipped sample config and rules", async () => {
     const sample = new URL("../collector.sample.yaml", import.meta.url).pathname;
     const rulesSample = new URL("../rules.sample.yaml", import.meta.url).pathname;
-    const text = (await import("node:fs")).readFileSync(sample, "utf8").replace("/etc/polyfleet/rules.yaml", rulesSample);
+    const text = (await import("node:fs"))
+      .readFileSync(sample, "utf8")
+      .replace("/etc/polyfleet/rules.yaml", rulesSample);
     const file = join(dir, "collector.yaml");
     await writeFile(file, text);
     const { config, rules } = loadCollectorConfig(file);
@@ -36,7 +38,10 @@ describe("collector configuration", () => {
     await writeFile(typo, "stor: { type: sqlite }\n");
     expect(() => loadCollectorConfig(typo)).toThrow(`${typo}: stor`);
     const rules = join(dir, "rules.yaml");
-    await writeFile(rules, "rules:\n  - { name: x, kind: threshold, severity: major, metric: cpu, value: 90 }\n");
+    await writeFile(
+      rules,
+      "rules:\n  - { name: x, kind: threshold, severity: major, metric: cpu, value: 90 }\n",
+    );
     const cfg = join(dir, "with-rules.yaml");
     await writeFile(cfg, `alerts: { rulesFile: ${rules} }\n`);
     expect(() => loadCollectorConfig(cfg)).toThrow(`${rules}: rules[0].metric`);

@@ -20,6 +20,7 @@ import { startMosquitto } from "../testing/mosquitto.js";
 import { TestCollector } from "../testing/test-collector.js";
 import type { BareJob, BareMode, BareResult } from "./agent-bench-bare.js";
 import { type PollTiming, TelemetryObserver } from "./agent-bench-observer.js";
+import { perfSummary } from "./agent-bench-perf.js";
 import type { ProbeSample } from "./agent-bench-probe.js";
 import { formatProfile, summarizeProfile } from "./agent-bench-profile.js";
 import {
@@ -69,6 +70,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "7" },
     agent: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
+    perf: { type: "boolean", default: false },
     "keep-dir": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -94,6 +96,9 @@ if (values.help) {
   --cpu-prof           profile the agent over the measured cycles (V8 sampling, in-process) and the bare
                        client (node --cpu-prof, warm-up included), and print where the time goes (the CPU
                        figures then include the profiler's overhead)
+  --perf               record the agent with Linux perf over the measured cycles (every thread, kernel
+                       included; JIT frames named via --perf-basic-prof) and print CPU by thread, by
+                       library and by symbol
   --keep-dir           keep the temp dir (configs, manifest, profiles)`);
   process.exit(0);
 }
@@ -234,6 +239,7 @@ async function startAgent(name: string, config: AgentConfigInput): Promise<Runni
   writeFileSync(file, stringify(config), { mode: 0o600 });
   const probeFile = join(dir, `probe-${name}.json`);
   const nodeArgs = ["--import", probe];
+  if (values.perf) nodeArgs.push("--perf-basic-prof-only-functions");
   const c = spawnChild([...nodeArgs, agentMain, "--config", file, "--log-level", "warn"], {
     ...process.env,
     POLYFLEET_BENCH_PROBE_FILE: probeFile,
@@ -354,6 +360,7 @@ interface PhaseResult {
   agentStderrLines: number;
   agentStderrTail: string[];
   profile?: string;
+  perfReport?: string;
 }
 
 interface Env {
@@ -415,6 +422,8 @@ async function runPhase(
   const observer = new TelemetryObserver(env.brokerUrl, config.siteId, agentId);
   await observer.start();
   const profFile = values["cpu-prof"] ? join(dir, `agent-${name}.cpuprofile`) : undefined;
+  const perfFile = values.perf ? join(dir, `agent-${name}.perf.data`) : undefined;
+  let perfRec: ChildProcess | undefined;
   const byDriver: Record<string, number> = {};
   for (const d of devices) byDriver[d.driver ?? "?"] = (byDriver[d.driver ?? "?"] ?? 0) + 1;
   console.log(
@@ -454,8 +463,19 @@ async function runPhase(
             ? `stop ${profFile}`
             : undefined
         : undefined;
+      if (perfRec && i === measured) {
+        perfRec.kill("SIGINT");
+        await new Promise((r) => perfRec?.once("exit", r));
+      }
       const s = await snapshot(agent, cmd);
       snaps.push(s);
+      if (perfFile && i === 0) {
+        perfRec = spawn(
+          "perf",
+          ["record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p", String(agent.pid), "-o", perfFile],
+          { stdio: ["ignore", "ignore", "inherit"] },
+        );
+      }
       if (i > 0) {
         const p = snaps[i - 1] as Snap;
         const polls = pollsOf(s.samples) - pollsOf(p.samples);
@@ -550,6 +570,8 @@ async function runPhase(
     INTERVAL_MS,
     JITTER,
   );
+  const perfReport = perfFile && existsSync(perfFile) ? perfSummary(perfFile, 30) : undefined;
+  if (perfFile) rmSync(`/tmp/perf-${agent.pid}.map`, { force: true });
   let profile: string | undefined;
   if (profFile) {
     for (let i = 0; i < 200 && !existsSync(profFile); i++) await sleep(50);
@@ -595,6 +617,7 @@ async function runPhase(
     agentStderrLines: agent.stderrLines,
     agentStderrTail: agent.stderr.slice(-5),
     ...(profile ? { profile } : {}),
+    ...(perfReport ? { perfReport } : {}),
   };
 }
 
@@ -918,6 +941,13 @@ function report(
     console.log(`\n[${p.phase}] CPU profile of the agent over the measured cycles:`);
     console.log(formatProfile(summarizeProfile(p.profile, 25)));
   }
+  for (const p of phases) {
+    if (!p.perfReport) continue;
+    console.log(
+      `\n[${p.phase}] perf profile of the agent process over the measured cycles (% of its samples):`,
+    );
+    console.log(p.perfReport);
+  }
   for (const [mode, f] of bareProfiles) {
     console.log(`\n[bare ${mode}] CPU profile of the bare client (warm-up included):`);
     console.log(formatProfile(summarizeProfile(f, 15)));
@@ -931,7 +961,7 @@ function report(
     seconds: Math.round(seconds),
     wakeUpCostUs: wakeUs,
     idle: idle ?? null,
-    phases: phases.map((p) => ({ ...p, agentStderrTail: undefined })),
+    phases: phases.map((p) => ({ ...p, agentStderrTail: undefined, perfReport: undefined })),
     bare,
     perFamily: {
       ucUsPerPoll: uc?.cpuUsPerPoll ?? null,
