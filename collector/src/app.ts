@@ -26,7 +26,7 @@ import { SqliteStateStore } from "./adapters/sqlite/sqlite-state-store.js";
 import { AlertEngine, effectiveRules, notifiersForLevel } from "./core/alerts/index.js";
 import { Ingestor } from "./core/ingestor.js";
 import { PromCounters } from "./core/prom-counters.js";
-import { buildServer, hashToken } from "./http/index.js";
+import { buildServer, hashToken, TOKEN_FORMAT } from "./http/index.js";
 import type { AuditLog } from "./ports/audit-log.js";
 import type { MetricsStore } from "./ports/metrics-store.js";
 import type { Notifier } from "./ports/notifier.js";
@@ -251,11 +251,12 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     const ref = config.api.bootstrapToken;
     if (!ref || (await store.listTokens()).length > 0) return;
     const secret = inputs.resolveSecret(ref, "api.bootstrapToken");
-    if (secret.length < 16)
+    if (!TOKEN_FORMAT.test(secret)) {
       throw new PolyfleetError(
         "POLYFLEET_ERR_CONFIG_INVALID",
-        "api.bootstrapToken: must be at least 16 characters",
+        "api.bootstrapToken: must be pf_ followed by 20-100 of A-Z a-z 0-9 _ -",
       );
+    }
     await audit.append({
       actor: "system:bootstrap",
       action: "token.create",
@@ -345,12 +346,13 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     },
     async stop() {
       if (ticker) clearInterval(ticker);
+      // Live streams never end on their own: close them first, or the HTTP server waits for them forever.
+      await sse.stop();
       await api.close();
       await ingestor.stop();
       await pumpAlerts();
       await bus?.stop();
       await embedded?.stop();
-      await sse.stop();
       await mqttAlerts.stop();
       for (const n of delivery) await n.stop?.();
       await metrics.stop();

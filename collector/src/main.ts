@@ -185,5 +185,8 @@ function isEntry(): boolean {
 
 if (isEntry()) {
   const collector = await main();
-  if (collector) stopOnSignals(() => collector.stop());
+  if (collector)
+    stopOnSignals(() => collector.stop(), {
+      error: (o, m) => process.stderr.write(`${m}: ${JSON.stringify(o)}\n`),
+    });
 }

@@ -11,7 +11,8 @@ import type { StateStore } from "../ports/state-store.js";
 import type { Principal } from "./api-deps.js";
 
 const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
-const TOKEN_FORMAT = /^pf_[A-Za-z0-9_-]{20,100}$/;
+/** What a token secret looks like: `pf_` + 20-100 base64url characters. */
+export const TOKEN_FORMAT = /^pf_[A-Za-z0-9_-]{20,100}$/;
 
 /** sha256 hex of a token secret: the only form the store ever sees. */
 export function hashToken(secret: string): string {
