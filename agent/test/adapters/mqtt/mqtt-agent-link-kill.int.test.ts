@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { type MosquittoHandle, startMosquitto, TestCollector, waitFor } from "@polyfleet/scripts/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { bundleChild, tempDir } from "../outbox/outbox-helpers.js";
 import { watchState } from "./link-helpers.js";
 
@@ -16,6 +16,10 @@ beforeAll(async () => {
     startMosquitto(),
     bundleChild(new URL("./fixtures/agent-child.ts", import.meta.url), "agent-child"),
   ]);
+});
+// Each test's collector stops before the next test: two collectors acking one agent would interfere.
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
 });
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
@@ -133,6 +137,8 @@ describe("agent SIGKILLed mid-stream and restarted (real Mosquitto)", () => {
       published: number;
     };
     expect(stats.appended).toBe(n);
+    // The agent drains on the first ack covering everything; this collector may still be catching up.
+    await col.waitForSeq(n, 20_000);
     expect(col.seqs()).toHaveLength(n);
     const perReading = stats.totalCpuUs / n;
     const append = stats.appendCpuUs / n;
