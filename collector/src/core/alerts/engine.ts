@@ -34,7 +34,10 @@ export interface AlertEngineOptions {
 export interface AlertOutput {
   /** Every alert transition, in order: persist each (StateStore.saveAlert) and publish it. */
   changed: Alert[];
-  /** Grouped notifications to hand to the notifiers, with the alerts they name among `changed` or active(). */
+  /**
+   * Grouped notifications to hand to the notifiers. They name alerts by id: the latest version of each is in
+   * `changed` of this or an earlier drain (flap damping can hold a notification for a window).
+   */
   notifications: AlertNotification[];
 }
 
@@ -71,8 +74,14 @@ interface Subject {
   record: DeviceRecord | undefined;
   hostname: string | undefined;
   readonly slots: (Map<SlotKey, Cond> | undefined)[];
-  /** How many of its conditions flap: while > 0 its notifications are limited to one per flap window. */
+  /** How many of its conditions flap (they hold their alerts open and the notification says `flapping`). */
   flappingConds: number;
+  /** A condition of it started flapping since its last notification: the next one says `flapping`. */
+  flappedSinceNotify: boolean;
+  /**
+   * When it was last named in a notification (escalations aside): flap damping holds its next one until
+   * `flap.windowSec` after this.
+   */
   lastNotifyAt: number;
 }
 
@@ -103,20 +112,33 @@ interface Track {
   alert: Alert;
   readonly cond: Cond;
   readonly group: Group;
-  /** A `firing` (or `flapping`) notification naming it went out. */
+  /** A notification naming it went out (so it is followed up: acknowledged, escalated, resolved). */
   notified: boolean;
+  /** Order of its latest queued notification reason (the latest one of a subject names a merged notification). */
+  seq: number;
   /** Kept open while its subject flaps although the condition is false. */
   held: boolean;
   matchSilenced: boolean;
   inhibitedBy: string | undefined;
 }
 
+/** A track taken from its group's pending map, with the reason it was queued with. */
+interface Queued {
+  readonly t: Track;
+  readonly reason: Reason;
+}
+
 interface Group {
   readonly key: string;
   readonly pending: Map<Track, Reason>;
   readonly members: Set<Track>;
+  /** When the group may send next (`waitSec` before its first notification, then `intervalSec`). */
   nextAt: number;
   lastSentAt: number | undefined;
+  /** Something was queued since the last flush looked at the group. */
+  fresh: boolean;
+  /** When the first entry held back by flap damping becomes free (infinity: none). */
+  heldUntil: number;
 }
 
 interface ActiveSilence {
@@ -157,6 +179,7 @@ export class AlertEngine {
   private nextSilenceBoundary = Number.POSITIVE_INFINITY;
   private baseline = new Map<string, ReadonlySet<string>>();
   private epoch = 0;
+  private intentSeq = 0;
 
   constructor(opts: AlertEngineOptions) {
     this.opts = opts;
@@ -449,6 +472,7 @@ export class AlertEngine {
         cond: c,
         group,
         notified: !a.silenced,
+        seq: 0,
         held: false,
         matchSilenced: a.silenced && a.labels.inhibitedBy === undefined,
         inhibitedBy: a.labels.inhibitedBy,
@@ -498,6 +522,7 @@ export class AlertEngine {
         hostname: undefined,
         slots: new Array(this.rules.length).fill(undefined),
         flappingConds: 0,
+        flappedSinceNotify: false,
         lastNotifyAt: Number.NEGATIVE_INFINITY,
       };
       this.subjects.set(key, s);
@@ -679,6 +704,7 @@ export class AlertEngine {
       cond: c,
       group: this.groupFor(labels, now),
       notified: false,
+      seq: 0,
       held: false,
       matchSilenced: this.matchSilenced(labels),
       inhibitedBy: this.inhibitorOf(c),
@@ -720,6 +746,7 @@ export class AlertEngine {
     if (c.flapping || now - oldest >= this.opts.rules.flap.windowSec * 1000) return;
     c.flapping = true;
     c.subject.flappingConds++;
+    c.subject.flappedSinceNotify = true;
     this.flappingConds.add(c);
     const t = c.track;
     if (t !== undefined && !t.alert.flapping) {
@@ -870,6 +897,8 @@ export class AlertEngine {
         members: new Set(),
         nextAt: now + this.opts.rules.grouping.waitSec * 1000,
         lastSentAt: undefined,
+        fresh: false,
+        heldUntil: Number.POSITIVE_INFINITY,
       };
       this.groups.set(key, g);
     }
@@ -881,7 +910,8 @@ export class AlertEngine {
     const g = t.group;
     const before = g.pending.get(t);
     if (reason === "firing") {
-      if (!t.notified) g.pending.set(t, "firing");
+      if (t.notified) return;
+      g.pending.set(t, "firing");
     } else if (reason === "resolved" && before === "firing" && !t.notified) {
       g.pending.delete(t);
     } else if (before === "firing") {
@@ -891,72 +921,126 @@ export class AlertEngine {
     } else {
       return;
     }
+    t.seq = ++this.intentSeq;
+    g.fresh = true;
     if (g.lastSentAt === undefined && g.pending.size > 0 && g.nextAt < now) {
       g.nextAt = now + this.opts.rules.grouping.waitSec * 1000;
     }
     if (reason === "escalated") g.nextAt = Math.min(g.nextAt, now);
   }
 
+  /**
+   * Sends the due notifications. Escalations go out at once. Everything else is damped per subject: a subject
+   * is named in at most one notification per flap window, counted from its previous one. Its first change
+   * goes out with its group as usual; what changes within the window waits and then goes out merged into one
+   * notification, under the group and reason of its latest change (`flapping` if a condition of the subject
+   * started flapping meanwhile or still flaps), taking along the subject's changes queued in other groups.
+   */
   private flush(now: number): void {
     const windowMs = this.opts.rules.flap.windowSec * 1000;
+    /** Subjects free to be notified now, with their due entries; escalations by group. */
+    let bySubject: Map<Subject, Queued[]> | undefined;
+    let escalated: Map<Group, Track[]> | undefined;
+    const scanned = new Set<Group>();
     for (const g of this.groups.values()) {
       if (g.pending.size === 0) {
         if (g.members.size === 0) this.groups.delete(g.key);
         continue;
       }
-      if (now < g.nextAt) continue;
-      const byReason = new Map<Reason, Track[]>();
+      // Due by the grouping schedule, and either something new came or a held entry is free now.
+      if (now < g.nextAt || (!g.fresh && now < g.heldUntil)) continue;
+      scanned.add(g);
+      g.fresh = false;
       let deferredUntil = Number.POSITIVE_INFINITY;
       for (const [t, reason] of g.pending) {
         if (t.alert.silenced) {
           g.pending.delete(t);
           continue;
         }
+        if (reason === "escalated") {
+          g.pending.delete(t);
+          escalated ??= new Map();
+          pushTo(escalated, g, t);
+          continue;
+        }
         const s = t.cond.subject;
-        let r = reason;
-        if (s.flappingConds > 0) {
-          if (now - s.lastNotifyAt < windowMs) {
-            deferredUntil = Math.min(deferredUntil, s.lastNotifyAt + windowMs);
-            continue;
-          }
-          r = "flapping";
+        if (now - s.lastNotifyAt < windowMs) {
+          deferredUntil = Math.min(deferredUntil, s.lastNotifyAt + windowMs);
+          continue;
         }
         g.pending.delete(t);
-        const list = byReason.get(r);
-        if (list === undefined) byReason.set(r, [t]);
-        else list.push(t);
+        bySubject ??= new Map();
+        pushTo(bySubject, s, { t, reason });
       }
-      if (byReason.size > 0) {
-        for (const reason of REASON_ORDER) {
-          const list = byReason.get(reason);
-          if (list === undefined) continue;
-          let level = 0;
-          for (const t of list) {
-            level = Math.max(level, t.alert.escalationLevel);
-            t.cond.subject.lastNotifyAt = now;
-            if (reason === "firing" || reason === "flapping") t.notified = true;
-          }
-          this.notifications.push({
-            v: 1,
-            groupKey: g.key,
-            reason,
-            escalationLevel: level,
-            ts: now,
-            alertIds: list.map((t) => t.alert.id),
-          });
+      g.heldUntil = deferredUntil;
+    }
+    if (bySubject === undefined && escalated === undefined) return;
+    if (bySubject !== undefined) {
+      // A subject notified now takes along its changes queued in groups that are not due yet.
+      for (const g of this.groups.values()) {
+        if (scanned.has(g)) continue;
+        for (const [t, reason] of g.pending) {
+          const list = bySubject.get(t.cond.subject);
+          if (list === undefined || reason === "escalated" || t.alert.silenced) continue;
+          g.pending.delete(t);
+          list.push({ t, reason });
         }
-        g.lastSentAt = now;
-        g.nextAt = now + this.opts.rules.grouping.intervalSec * 1000;
       }
-      if (g.pending.size > 0 && deferredUntil !== Number.POSITIVE_INFINITY) {
-        g.nextAt = Math.max(g.nextAt, deferredUntil);
+    }
+    // (group, reason) -> tracks: one notification each.
+    const out = new Map<Group, Map<Reason, Track[]>>();
+    if (escalated !== undefined) {
+      for (const [g, list] of escalated) out.set(g, new Map([["escalated", list]]));
+    }
+    if (bySubject !== undefined) {
+      for (const [s, list] of bySubject) {
+        let latest = list[0] as Queued;
+        for (const q of list) if (q.t.seq >= latest.t.seq) latest = q;
+        const reason: Reason = s.flappingConds > 0 || s.flappedSinceNotify ? "flapping" : latest.reason;
+        s.lastNotifyAt = now;
+        s.flappedSinceNotify = false;
+        let byReason = out.get(latest.t.group);
+        if (byReason === undefined) {
+          byReason = new Map();
+          out.set(latest.t.group, byReason);
+        }
+        for (const q of list) {
+          q.t.notified = true;
+          pushTo(byReason, reason, q.t);
+        }
       }
+    }
+    for (const [g, byReason] of out) {
+      for (const reason of REASON_ORDER) {
+        const list = byReason.get(reason);
+        if (list === undefined) continue;
+        let level = 0;
+        for (const t of list) level = Math.max(level, t.alert.escalationLevel);
+        this.notifications.push({
+          v: 1,
+          groupKey: g.key,
+          reason,
+          escalationLevel: level,
+          ts: now,
+          alertIds: list.map((t) => t.alert.id),
+        });
+      }
+      g.lastSentAt = now;
+      g.nextAt = now + this.opts.rules.grouping.intervalSec * 1000;
+    }
+    for (const g of this.groups.values()) {
       if (g.pending.size === 0 && g.members.size === 0) this.groups.delete(g.key);
     }
   }
 }
 
 // ------------------------------------------------------------------ helpers
+
+function pushTo<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list === undefined) m.set(k, [v]);
+  else list.push(v);
+}
 
 const READING_KINDS: ReadonlySet<AlertRule["kind"]> = new Set([
   "deviceUnreachable",

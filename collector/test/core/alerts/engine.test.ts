@@ -4,12 +4,17 @@ import { AlertHarness, keyOf, runCase, type Step } from "./harness.js";
 const FAST = { waitSec: 0, intervalSec: 0 };
 const camDown = [{ name: "camera", state: "down" as const }];
 const camUp = [{ name: "camera", state: "up" as const }];
+/**
+ * The shortest flap window (10 s) and a threshold that is never reached: for cases about something else,
+ * so that flap damping (one notification per device per window) does not hold their notifications back.
+ */
+const NO_DAMP = { windowSec: 10, threshold: 100 };
 
 describe("built-in rules", () => {
   it("agent offline fires after 60 s, resolves when the agent is back", () => {
     runCase({
       name: "agent-offline",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       steps: [
         { at: 0, inputs: [{ agent: { agentId: "agent1", status: "online" } }], expectActive: [] },
         { at: 10, inputs: [{ agent: { agentId: "agent1", status: "offline", hostname: "pi-hq" } }] },
@@ -39,7 +44,7 @@ describe("built-in rules", () => {
   it("device unreachable from the agent's reachability / lost events; a reachable reading clears it", () => {
     const h = runCase({
       name: "device-unreachable",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       devices: [{ deviceId: "d1", model: "CCX 600", address: "10.1.1.5" }],
       steps: [
         { at: 0, inputs: [{ reading: { device: "d1" } }], expectActive: [] },
@@ -347,7 +352,7 @@ describe("built-in rules", () => {
     });
     runCase({
       name: "traps",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       steps: [
         {
           at: 0,
@@ -437,7 +442,7 @@ describe("lifecycle", () => {
   it("dedup: a condition that stays true keeps one alert; a new occurrence after resolution is a new alert", () => {
     const h = runCase({
       name: "dedup",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       steps: [
         ...Array.from({ length: 20 }, (_, i) => ({
           at: i * 10,
@@ -459,7 +464,7 @@ describe("lifecycle", () => {
   it("ack: firing -> acknowledged with who/when/comment, then resolved; errors as values", () => {
     const h = runCase({
       name: "ack",
-      rules: { grouping: { waitSec: 0, intervalSec: 60 } },
+      rules: { grouping: { waitSec: 0, intervalSec: 60 }, flap: NO_DAMP },
       steps: [
         { at: 0, inputs: [{ reading: { device: "d1", health: camDown } }] },
         {
@@ -532,7 +537,7 @@ describe("lifecycle", () => {
   it("inhibition: an offline agent suppresses its devices' unreachable alerts (recorded, flagged, not notified)", () => {
     const h = runCase({
       name: "inhibition",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       devices: [
         { deviceId: "d1", agentId: "agent1" },
         { deviceId: "d2", agentId: "agent2" },
@@ -659,7 +664,7 @@ describe("lifecycle", () => {
   it("restore after a restart: no duplicate alert, no repeated notification; a cleared condition resolves", () => {
     const h = runCase({
       name: "restore",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       steps: [
         {
           at: 0,
@@ -735,34 +740,55 @@ describe("lifecycle", () => {
 });
 
 describe("flap damping", () => {
-  it("a device flapping every 20 s for 10 minutes: at most one notification per window, alert shows flapping", () => {
-    const steps = [];
-    for (let t = 0; t <= 600; t += 20) {
-      const down = (t / 20) % 2 === 0;
-      steps.push({
-        at: t,
-        inputs: [
-          {
-            event: { type: "device.reachability" as const, deviceId: "d1", reachable: !down, missedPolls: 3 },
-          },
-        ],
-      });
+  const down = (d: string) => ({
+    event: { type: "device.reachability" as const, deviceId: d, reachable: false, missedPolls: 3 },
+  });
+  const up = (d: string) => ({
+    event: { type: "device.reachability" as const, deviceId: d, reachable: true, missedPolls: 0 },
+  });
+
+  it("a device flapping every 20 s for 10 minutes: one notification per window from the first, alert shows flapping", () => {
+    const steps: Step[] = [];
+    for (let t = 0; t < 600; t += 20) {
+      steps.push({ at: t, inputs: [(t / 20) % 2 === 0 ? down("d1") : up("d1")] });
     }
+    // The 4th change (down, up, down, up at 60 s) reaches the threshold: the open alert shows flapping at once.
+    const s60 = steps.find((s) => s.at === 60);
+    if (s60 !== undefined) s60.expectActive = [{ key: "device-unreachable:d1", flapping: true }];
+    // Within the first window only the first change was notified, at once (no added latency).
+    steps.push({
+      at: 599,
+      expectNotifications: [{ reason: "firing", alerts: ["device-unreachable:d1"], at: 0 }],
+    });
     const h = runCase({
       name: "flap",
-      rules: { flap: { windowSec: 600, threshold: 4 } },
-      steps: [...steps, { at: 601, inputs: [{ reading: { device: "d1" } }] }],
+      rules: { flap: { windowSec: 600, threshold: 4 }, grouping: { waitSec: 0, intervalSec: 0 } },
+      steps: [
+        ...steps,
+        // Everything in between, merged into one `flapping` notification at the window's end.
+        // (The first alert's resolution, before the threshold, and the alert held open since.)
+        {
+          at: 600,
+          inputs: [down("d1")],
+          expectActive: [{ key: "device-unreachable:d1", flapping: true }],
+          expectNotifications: [
+            { reason: "flapping", alerts: ["device-unreachable:d1", "device-unreachable:d1"], at: 600 },
+          ],
+        },
+        { at: 601, inputs: [{ reading: { device: "d1" } }] },
+      ],
     });
     h.advanceTo(2400);
     const notes = h.notifications.filter((n) => n.alertIds.some((id) => h.store.get(id)?.deviceId === "d1"));
-    const times = notes.map((n) => (n.ts - h.notifications[0]!.ts) / 1000);
     for (let i = 1; i < notes.length; i++) {
       expect(notes[i]!.ts - notes[i - 1]!.ts).toBeGreaterThanOrEqual(600_000);
     }
-    // 0..600: the first firing only; then the coalesced flapping one; then the final resolution.
-    expect(times.length).toBeLessThanOrEqual(3);
-    expect(notes.map((n) => n.reason)).toEqual(["firing", "flapping", "resolved"]);
-    expect(h.changed.some((a) => a.deviceId === "d1" && a.flapping)).toBe(true);
+    // The first firing; the coalesced flapping one; then the final resolution (a window after the last).
+    expect(notes.map((n) => [n.reason, (n.ts - notes[0]!.ts) / 1000])).toEqual([
+      ["firing", 0],
+      ["flapping", 600],
+      ["resolved", 1200],
+    ]);
     // While flapping the alert is held open: far fewer alerts than down phases (16).
     const ids = new Set(h.changed.filter((a) => a.deviceId === "d1").map((a) => a.id));
     expect(ids.size).toBeLessThanOrEqual(2);
@@ -770,13 +796,118 @@ describe("flap damping", () => {
     const last = h.changed.filter((a) => a.deviceId === "d1").at(-1);
     expect(last).toMatchObject({ state: "resolved", flapping: false });
   });
+
+  it("below the threshold: changes within the window are held and merged into one notification (latest state's reason)", () => {
+    const h = runCase({
+      name: "flap below threshold",
+      rules: { flap: { windowSec: 300, threshold: 4 }, grouping: { waitSec: 0, intervalSec: 0 } },
+      steps: [
+        // A genuine outage is notified at once.
+        {
+          at: 0,
+          inputs: [down("d1")],
+          expectNotifications: [{ reason: "firing", alerts: ["device-unreachable:d1"], at: 0 }],
+        },
+        // Resolved, then down again: the alert transitions happen (a new alert), the notifications wait.
+        { at: 30, inputs: [up("d1")], expectActive: [] },
+        {
+          at: 60,
+          inputs: [down("d1")],
+          expectActive: [{ key: "device-unreachable:d1", flapping: false }],
+        },
+        { at: 299, expectNotifications: [] },
+        // One notification at the window's end: the latest state (firing, the new alert) and the old alert's
+        // resolution, both in it.
+        {
+          at: 300,
+          expectNotifications: [
+            { reason: "firing", alerts: ["device-unreachable:d1", "device-unreachable:d1"], at: 300 },
+          ],
+        },
+        // The device recovers: a window after the last notification, resolved.
+        { at: 320, inputs: [up("d1")], expectActive: [] },
+        { at: 599, expectNotifications: [] },
+        {
+          at: 600,
+          expectNotifications: [{ reason: "resolved", alerts: ["device-unreachable:d1"], at: 600 }],
+        },
+      ],
+    });
+    const d1 = h.changed.filter((a) => a.deviceId === "d1").map((a) => [a.id, a.state]);
+    expect(d1).toEqual([
+      ["a1", "firing"],
+      ["a1", "resolved"],
+      ["a2", "firing"],
+      ["a2", "resolved"],
+    ]);
+    expect(h.notifications[1]?.alertIds.sort()).toEqual(["a1", "a2"]);
+  });
+
+  it("damping is per device: other devices are not held; a device's changes in other groups merge into its one notification", () => {
+    runCase({
+      name: "flap per device",
+      rules: { flap: { windowSec: 300, threshold: 4 }, grouping: { waitSec: 0, intervalSec: 0 } },
+      steps: [
+        {
+          at: 0,
+          inputs: [down("d1")],
+          expectNotifications: [{ reason: "firing", alerts: ["device-unreachable:d1"], at: 0 }],
+        },
+        // d1 comes back with its camera down (another rule, so another group): held for d1's window.
+        { at: 30, inputs: [{ reading: { device: "d1", health: camDown } }] },
+        // d2 goes down meanwhile: notified at once.
+        {
+          at: 40,
+          inputs: [down("d2")],
+          expectNotifications: [{ reason: "firing", alerts: ["device-unreachable:d2"], at: 40 }],
+        },
+        {
+          at: 300,
+          expectActive: [{ key: "status-item-down:d1:camera" }, { key: "device-unreachable:d2" }],
+          // One notification for d1, under the group and reason of its latest change.
+          expectNotifications: [
+            {
+              reason: "firing",
+              alerts: ["device-unreachable:d1", "status-item-down:d1:camera"],
+              at: 300,
+            },
+          ],
+        },
+      ],
+    });
+  });
+
+  it("escalations are not damped", () => {
+    runCase({
+      name: "flap escalation",
+      rules: {
+        flap: { windowSec: 3600, threshold: 4 },
+        grouping: { waitSec: 0, intervalSec: 0 },
+        escalation: [{ afterSec: 120, level: 1 }],
+      },
+      steps: [
+        { at: 0, inputs: [down("d1")] },
+        {
+          at: 120,
+          expectNotifications: [
+            { reason: "firing", alerts: ["device-unreachable:d1"], at: 0 },
+            { reason: "escalated", alerts: ["device-unreachable:d1"], at: 120, escalationLevel: 1 },
+          ],
+        },
+        // An escalation does not start a window: the resolution still waits for the firing's window.
+        { at: 200, inputs: [up("d1")] },
+        { at: 3599, expectNotifications: [] },
+        { at: 3600, expectNotifications: [{ reason: "resolved", alerts: ["device-unreachable:d1"] }] },
+      ],
+    });
+  });
 });
 
 describe("silences and maintenance windows", () => {
   it("silence by regex matcher: recorded silenced, not notified; on expiry a still-firing alert is announced", () => {
     runCase({
       name: "silence",
-      rules: { grouping: FAST },
+      rules: { grouping: FAST, flap: NO_DAMP },
       steps: [
         {
           at: 0,
