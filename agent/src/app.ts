@@ -89,6 +89,8 @@ export function buildAgent(inputs: AgentInputs): Agent {
     broker: inputs.broker,
     outbox,
     batchSize: config.outbox.batchSize,
+    // Polls finish spread over the interval: waiting a little lets readings share a message and an ack.
+    lingerMs: 200,
     version: inputs.version,
     capabilities: AGENT_CAPABILITIES,
     hostname: hostname(),
@@ -124,27 +126,32 @@ export function buildAgent(inputs: AgentInputs): Agent {
     byAddress.set(dev.target.address, dev.target.deviceId);
     scheduler?.upsert(dev);
   };
-  const rename = (oldId: string, newId: string): void => {
-    const dev = devices.get(oldId);
-    if (!dev || devices.has(newId)) return;
-    devices.delete(oldId);
-    scheduler?.remove(oldId);
-    adopt({ ...dev, target: { ...dev.target, deviceId: newId } });
-    log.info({ deviceId: newId, address: dev.target.address }, "device identified");
+
+  // A device configured by address is scheduled under `ip-<address>` for good (re-keying would drop its
+  // keep-alive connection and session); what leaves the agent carries its MAC once a poll has reported it.
+  const macOf = new Map<string, string>();
+  const internalOf = new Map<string, string>();
+  const publicId = (id: string): string => macOf.get(id) ?? id;
+  const learn = (id: string, mac: string | undefined): void => {
+    if (!mac || id === mac || macOf.get(id) === mac) return;
+    macOf.set(id, mac);
+    internalOf.set(mac, id);
+    log.info({ deviceId: mac, scheduledAs: id }, "device identified");
   };
+  const scheduled = (id: string): ScheduledDevice | undefined =>
+    devices.get(id) ?? devices.get(internalOf.get(id) ?? "");
 
   const sink: TelemetrySink = {
     appendReading(reading: ReadingBody): number {
-      const mac = reading.identity.mac;
-      if (mac && reading.deviceId !== mac && devices.has(reading.deviceId)) {
-        const oldId = reading.deviceId;
-        // Re-keying the scheduler inside its own callback is deferred to the next turn.
-        setImmediate(() => rename(oldId, mac));
-        return outbox.appendReading({ ...reading, deviceId: mac });
-      }
-      return outbox.appendReading(reading);
+      learn(reading.deviceId, reading.identity.mac);
+      const id = publicId(reading.deviceId);
+      return outbox.appendReading(id === reading.deviceId ? reading : { ...reading, deviceId: id });
     },
     appendEvent(event: EventBody): number {
+      if ("deviceId" in event && event.deviceId !== undefined) {
+        const id = publicId(event.deviceId);
+        if (id !== event.deviceId) return outbox.appendEvent({ ...event, deviceId: id } as EventBody);
+      }
       return outbox.appendEvent(event);
     },
   };
@@ -226,7 +233,7 @@ export function buildAgent(inputs: AgentInputs): Agent {
       ...createDeviceCommandHandlers({
         snmp,
         drivers,
-        device: (id) => devices.get(id),
+        device: (id) => scheduled(id),
         credential: (name) => credentials.get(name),
         rediscover,
         snmpPort: config.discovery.snmpPorts[0] ?? 161,
@@ -243,7 +250,10 @@ export function buildAgent(inputs: AgentInputs): Agent {
         sink,
         metrics,
         log: log.child({ component: "traps" }),
-        lookupDevice: (address) => byAddress.get(address),
+        lookupDevice: (address) => {
+          const id = byAddress.get(address);
+          return id === undefined ? undefined : publicId(id);
+        },
       })
     : undefined;
 

@@ -5,8 +5,8 @@ import { Pool } from "undici";
 import { procStats } from "./proc-stats.js";
 
 /**
- * The baseline of `agent-bench`: a bare client, in a process of its own, doing the device requests the agent's
- * drivers do and nothing else (no schema, no normalisation, no outbox, no MQTT), paced like the agent (the
+ * The baseline of `agent-bench`: a bare client, in a process of its own, doing the device requests the
+ * agent's drivers do and nothing else (no schema, no normalisation, no outbox, no MQTT), paced like the agent (the
  * same polls per second, spread evenly), and measuring its own CPU time from /proc like the agent's.
  *
  *   node scripts/dist/bench/agent-bench-bare.js JOB.json   → one JSON line ({@link BareResult}) on stdout
@@ -19,8 +19,8 @@ import { procStats } from "./proc-stats.js";
  *   GET /rest/system/status, POST /rest/current/devicemanagement/devices, GET /rest/conferences (in turn)
  *   and alongside one SNMPv3 get of the 11 OIDs the poly-videoos driver asks.
  * - `snmp-get`: one SNMPv3 (authPriv) get of 10 OIDs per poll.
- * - `snmp-bulk`: one SNMPv3 GETBULK per poll shaped like the snmp-generic driver's (5 non-repeaters, 7 ifTable
- *   columns, max-repetitions = ifNumber).
+ * - `snmp-bulk`: one SNMPv3 GETBULK per poll shaped like the snmp-generic driver's (5 non-repeaters,
+ *   7 ifTable columns, max-repetitions = ifNumber).
  */
 export type BareMode = "uc" | "videoos" | "snmp-get" | "snmp-bulk";
 

@@ -35,8 +35,8 @@ function quantile(sorted: readonly number[], q: number): number {
 
 /**
  * Watches an agent's telemetry topic (QoS 0, no acks: the TestCollector acks) and keeps, per device address,
- * the start and end of every poll (`ts` is when the reading entered the outbox, `ts − pollLatencyMs` when the
- * poll began). Used to tell whether the answering devices were polled on time while others did not answer.
+ * the start and end of every poll (`ts` is when the reading entered the outbox, `ts − pollLatencyMs` when
+ * the poll began). Used to tell whether the answering devices were polled on time while others did not answer.
  */
 export class TelemetryObserver {
   readonly byAddress = new Map<string, ObservedPoll[]>();

@@ -3,10 +3,11 @@ import { Session } from "node:inspector";
 import { performance } from "node:perf_hooks";
 
 /**
- * Preloaded into the agent child by `agent-bench` (`node --import …/agent-bench-probe.js agent/dist/main.js`):
- * on SIGUSR2 it writes the process's own CPU time (getrusage: microseconds, where /proc/<pid>/stat counts
- * 10 ms ticks), memory and event-loop utilisation to `$POLYFLEET_BENCH_PROBE_FILE`. It adds no timer and no
- * work between signals; a signal listener does not keep the process alive.
+ * Preloaded into the agent child by `agent-bench`
+ * (`node --import …/agent-bench-probe.js agent/dist/main.js`): on SIGUSR2 it writes the process's own CPU
+ * time (getrusage: microseconds, where /proc/<pid>/stat counts 10 ms ticks), memory and event-loop
+ * utilisation to `$POLYFLEET_BENCH_PROBE_FILE`. It adds no timer and no work between signals; a signal
+ * listener does not keep the process alive.
  *
  * With `--cpu-prof` the benchmark also drops a command into `<file>.cmd` before the signal: `start` begins
  * V8 CPU profiling (in-process inspector session), `stop <path>` writes the `.cpuprofile` — so a profile

@@ -46,11 +46,14 @@ import { procStats } from "./proc-stats.js";
  *   VideoOS devices as `snmp-generic` with only the SNMP credential: CPU per poll by family.
  * - `bare`: a bare undici / net-snmp client in a child of its own doing the same requests at the same pace.
  *
+ * - `idle`: the agent with no device, for its CPU per second when nothing is polled.
+ *
  * Agent CPU comes from /proc/<pid>/stat (10 ms ticks) and, precisely, from a probe preloaded into the agent
- * (`--import agent-bench-probe.js`, getrusage on SIGUSR2). Bounded: stops by itself (defaults ≈ 8 min).
+ * (`--import agent-bench-probe.js`, getrusage on SIGUSR2). Bounded: stops by itself (defaults ≈ 9 min;
+ * --devices, --interval, --cycles, --phases shorten it).
  *
  *   node scripts/dist/bench/agent-bench.js [--devices 2000] [--interval 30] [--cycles 3] [--family-cycles 1]
- *     [--warmup-cycles 2] [--phases mix,uc,videoos,snmp,bare] [--bare-seconds 10] [--cpu-prof]
+ *     [--warmup-cycles 2] [--phases idle,mix,uc,videoos,snmp,bare] [--bare-seconds 8] [--cpu-prof] [--perf]
  */
 const { values } = parseArgs({
   options: {
@@ -65,7 +68,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "256" },
     "jitter-pct": { type: "string", default: "10" },
     phases: { type: "string", default: "idle,mix,uc,videoos,snmp,bare" },
-    "bare-seconds": { type: "string", default: "10" },
+    "bare-seconds": { type: "string", default: "8" },
     broker: { type: "string", default: "mosquitto" },
     seed: { type: "string", default: "7" },
     agent: { type: "string" },
@@ -90,7 +93,7 @@ if (values.help) {
   --timeout-ms MS      polling.timeoutMs (default 5000)
   --concurrency N      polling.concurrency (default 256)
   --phases LIST        idle,mix,uc,videoos,snmp,bare (default all)
-  --bare-seconds S     measured seconds per bare-client mode (default 10)
+  --bare-seconds S     measured seconds per bare-client mode (default 8)
   --broker KIND        mosquitto (default) or aedes
   --agent FILE         the agent entry (default agent/dist/main.js)
   --cpu-prof           profile the agent over the measured cycles (V8 sampling, in-process) and the bare
@@ -117,7 +120,7 @@ const BARE_SECONDS = Number(values["bare-seconds"]);
 const PHASES = new Set(values.phases.split(",").map((s) => s.trim()));
 /** Snapshots are taken this long after a scheduler cycle boundary: the agent exports a finished cycle's
  *  late count and worst lateness every 5 s, and the cycle's last polls end within the poll timeout. */
-const SNAP_OFFSET_MS = Math.max(TIMEOUT_MS, 5000) + 2000;
+const SNAP_OFFSET_MS = Math.max(TIMEOUT_MS, 5000) + 1500;
 
 const here = new URL(".", import.meta.url).pathname;
 const simCli = new URL("../simulator/cli-main.js", import.meta.url).pathname;
@@ -356,7 +359,16 @@ interface PhaseResult {
   endRssMB: number;
   okDurationSec: { p50: number | undefined; p99: number | undefined; atOrBelow1s: number | undefined } | null;
   answeringTiming: PollTiming;
-  collector: { stored: number; invalid: number; duplicates: number; gaps: number; lastSeq: number | null };
+  collector: {
+    stored: number;
+    /** MQTT messages (telemetry batches + events) and acks: readings per message show the batching. */
+    messages: number;
+    acksSent: number;
+    invalid: number;
+    duplicates: number;
+    gaps: number;
+    lastSeq: number | null;
+  };
   agentStderrLines: number;
   agentStderrTail: string[];
   profile?: string;
@@ -488,7 +500,9 @@ async function runPhase(
     await sleep(1500);
   } catch (err) {
     clearInterval(rssTimer);
+    perfRec?.kill("SIGINT");
     await stopChild(agent);
+    removePerfMap(agent.pid);
     await observer.stop();
     await collector.stop();
     throw err;
@@ -571,13 +585,13 @@ async function runPhase(
     JITTER,
   );
   const perfReport = perfFile && existsSync(perfFile) ? perfSummary(perfFile, 30) : undefined;
-  if (perfFile) rmSync(`/tmp/perf-${agent.pid}.map`, { force: true });
   let profile: string | undefined;
   if (profFile) {
     for (let i = 0; i < 200 && !existsSync(profFile); i++) await sleep(50);
     profile = existsSync(profFile) ? profFile : undefined;
   }
   await stopChild(agent);
+  removePerfMap(agent.pid);
   await sleep(300);
   await observer.stop();
   await collector.stop();
@@ -609,6 +623,8 @@ async function runPhase(
     answeringTiming,
     collector: {
       stored: collector.watermark(),
+      messages: collector.messages,
+      acksSent: collector.acksSent,
       invalid: collector.invalid,
       duplicates: collector.duplicates,
       gaps: collector.gaps().length,
@@ -629,7 +645,7 @@ async function runIdle(env: Env, seconds: number): Promise<IdleResult> {
   console.log(`\n[idle] the agent with no device, ${seconds} s`);
   const agent = await startAgent("idle", config);
   try {
-    await sleep(5000);
+    await sleep(3000);
     const a = await snapshot(agent);
     await sleep(seconds * 1000);
     const b = await snapshot(agent);
@@ -644,8 +660,14 @@ async function runIdle(env: Env, seconds: number): Promise<IdleResult> {
     return r;
   } finally {
     await stopChild(agent);
+    removePerfMap(agent.pid);
     await collector.stop();
   }
+}
+
+/** With --perf the agent writes JIT symbol names to /tmp/perf-<pid>.map; removed once the agent is gone. */
+function removePerfMap(pid: number): void {
+  if (values.perf) rmSync(`/tmp/perf-${pid}.map`, { force: true });
 }
 
 interface IdleResult {
@@ -752,7 +774,7 @@ async function main(): Promise<void> {
     const dead = manifest.devices.filter((d) => !answers(d)).length;
     console.log(`  families ${JSON.stringify(families)}, ${dead} not answering`);
 
-    if (PHASES.has("idle")) idle = await runIdle(env, 15);
+    if (PHASES.has("idle")) idle = await runIdle(env, 10);
     if (PHASES.has("mix")) {
       const answering = manifest.devices.filter(answers).map((d) => d.address);
       phases.push(await runPhase(env, "mix", all, answering, CYCLES));
@@ -817,8 +839,6 @@ async function main(): Promise<void> {
     await broker.stop();
   }
   report(phases, bare, idle, wakeUs, (Date.now() - started) / 1000);
-  if (!values["keep-dir"]) rmSync(dir, { recursive: true, force: true });
-  else console.log(`kept ${dir}`);
 }
 
 function report(
@@ -857,7 +877,7 @@ function report(
       );
     }
     console.log(
-      `  published: ${p.collector.stored} stored and acked (agent last seq ${p.collector.lastSeq ?? "?"}), ${p.collector.gaps} gaps, ${p.collector.duplicates} duplicates, ${p.collector.invalid} invalid; agent stderr ${p.agentStderrLines} lines`,
+      `  published: ${p.collector.stored} stored and acked (agent last seq ${p.collector.lastSeq ?? "?"}) in ${p.collector.messages} MQTT messages, ${p.collector.acksSent} acks, ${p.collector.gaps} gaps, ${p.collector.duplicates} duplicates, ${p.collector.invalid} invalid; agent stderr ${p.agentStderrLines} lines`,
     );
     if (p.agentStderrLines > 0) for (const l of p.agentStderrTail) console.log(`    | ${l.slice(0, 300)}`);
   }
@@ -981,4 +1001,10 @@ function report(
   console.log(JSON.stringify(result));
 }
 
-await main();
+try {
+  await main();
+} finally {
+  // The temp dir holds the devices' credentials (manifest, agent configs): removed even on failure.
+  if (!values["keep-dir"]) rmSync(dir, { recursive: true, force: true });
+  else console.log(`kept ${dir}`);
+}
