@@ -53,6 +53,8 @@ function launch(name: string, script: string, args: string[]): ChildProcess {
   const child = spawn(process.execPath, [resolve(root, script), ...args], {
     env: { ...process.env, POLYFLEET_ADMIN_TOKEN: token },
     stdio: ["ignore", "ignore", "inherit"],
+    // Its own process group: Ctrl-C reaches only this launcher, which stops the children in order.
+    detached: true,
   });
   child.once("exit", (code, signal) => {
     if (!stopping) {
@@ -78,6 +80,9 @@ async function stop(code = 0): Promise<void> {
 }
 process.once("SIGINT", () => void stop());
 process.once("SIGTERM", () => void stop());
+process.once("exit", () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+});
 
 launch("collector", "collector/dist/main.js", [
   "--config",
