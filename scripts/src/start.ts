@@ -71,10 +71,13 @@ let sim: Awaited<ReturnType<typeof runSimulator>>;
 async function stop(code = 0): Promise<void> {
   if (stopping) return;
   stopping = true;
-  for (const c of [...children].reverse()) c.kill("SIGTERM");
-  await Promise.all(
-    children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once("exit", r)))),
-  );
+  // The agent first (it tells the collector it is going offline through the broker), then the collector.
+  for (const c of [...children].reverse()) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    const exited = new Promise((r) => c.once("exit", r));
+    c.kill("SIGTERM");
+    await exited;
+  }
   await sim?.stop();
   process.exit(code);
 }
