@@ -1,10 +1,10 @@
-import { readFileSync, realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   type AgentConfig,
   createLogger,
   isPolyfleetError,
+  isProcessEntry,
   type LogLevel,
   PolyfleetError,
 } from "@polyfleet/shared";
@@ -226,15 +226,4 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   });
 }
 
-/** Runs when this file is the process entry (`node agent/dist/main.js`, or the `polyfleet-agent` bin). */
-function isEntry(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) await main();
+if (isProcessEntry(import.meta.url)) await main();

@@ -9,6 +9,7 @@ import {
   type CollectorConfig,
   type Logger,
   PolyfleetError,
+  PromRegistry,
   type SecretRef,
   topicFor,
 } from "@polyfleet/shared";
@@ -25,7 +26,6 @@ import { PostgresStateStore } from "./adapters/postgres/postgres-state-store.js"
 import { SqliteStateStore } from "./adapters/sqlite/sqlite-state-store.js";
 import { AlertEngine, effectiveRules, notifiersForLevel } from "./core/alerts/index.js";
 import { Ingestor } from "./core/ingestor.js";
-import { PromCounters } from "./core/prom-counters.js";
 import { buildServer, hashToken, TOKEN_FORMAT } from "./http/index.js";
 import type { AuditLog } from "./ports/audit-log.js";
 import type { MetricsStore } from "./ports/metrics-store.js";
@@ -48,7 +48,7 @@ export interface Collector {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly api: FastifyInstance;
-  readonly counters: PromCounters;
+  readonly counters: PromRegistry;
   /** `http://host:port` once started. */
   readonly apiUrl: string | undefined;
   /** The broker agents connect to. */
@@ -65,7 +65,7 @@ export interface Collector {
  */
 export function buildCollector(inputs: CollectorInputs): Collector {
   const { config, log, clock } = inputs;
-  const counters = new PromCounters();
+  const counters = new PromRegistry();
   mkdirSync(inputs.stateDir, { recursive: true });
 
   const store: StateStore =

@@ -1,12 +1,12 @@
-import { readFileSync, realpathSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import {
   type AlertRulesFile,
   CollectorConfig,
   createLogger,
   isPolyfleetError,
+  isProcessEntry,
   type LogLevel,
   loadConfigFile,
   PolyfleetError,
@@ -173,17 +173,7 @@ export function stopOnSignals(stop: () => Promise<void>, log?: { error(o: object
   process.once("SIGINT", handler);
 }
 
-function isEntry(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isEntry()) {
+if (isProcessEntry(import.meta.url)) {
   const collector = await main();
   if (collector)
     stopOnSignals(() => collector.stop(), {

@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import type { z } from "zod";
 import type { SecretRef } from "./contracts/common.js";
 import { PolyfleetError } from "./errors.js";
@@ -65,5 +66,19 @@ export function resolveSecret(
       `${file}: ${key}: secret file ${ref.file} ${why}`,
       { cause },
     );
+  }
+}
+
+/**
+ * Whether the module at `moduleUrl` (its `import.meta.url`) is the process entry (`node path/to/it.js`),
+ * following symlinks such as npm's bin links.
+ */
+export function isProcessEntry(moduleUrl: string): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return moduleUrl === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
   }
 }

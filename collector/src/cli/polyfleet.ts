@@ -1,5 +1,4 @@
-import { realpathSync } from "node:fs";
-import { pathToFileURL } from "node:url";
+import { isProcessEntry } from "@polyfleet/shared";
 import { AUDIT_CLI_USAGE, runAuditCli } from "./audit-cli.js";
 
 const USAGE = `polyfleet — administration commands
@@ -26,11 +25,4 @@ export function runPolyfleetCli(argv: readonly string[]): Promise<number> {
   return Promise.resolve(2);
 }
 
-const entry = process.argv[1];
-let isMain = false;
-try {
-  isMain = entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href;
-} catch {
-  isMain = false;
-}
-if (isMain) process.exitCode = await runPolyfleetCli(process.argv.slice(2));
+if (isProcessEntry(import.meta.url)) process.exitCode = await runPolyfleetCli(process.argv.slice(2));

@@ -1,1 +1,0 @@
-export { PromRegistry as PromCounters } from "@polyfleet/shared";
