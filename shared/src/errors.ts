@@ -66,6 +66,39 @@ export const ERRORS = {
     status: 500,
     message: "audit signing key cannot be read or written, is not ed25519, or is readable by others",
   },
+  POLYFLEET_ERR_CATALOG_INVALID: { status: 422, message: "firmware catalog or root file is malformed" },
+  POLYFLEET_ERR_CATALOG_SIGNATURE: {
+    status: 422,
+    message: "firmware catalog signature missing, invalid or below the threshold",
+  },
+  POLYFLEET_ERR_CATALOG_ROLLBACK: {
+    status: 422,
+    message: "firmware catalog is older than the last one accepted",
+  },
+  POLYFLEET_ERR_CATALOG_EXPIRED: { status: 422, message: "firmware catalog has expired" },
+  POLYFLEET_ERR_DOWNGRADE_REFUSED: { status: 422, message: "update would go below the allowed floor" },
+  POLYFLEET_ERR_MODEL_MISMATCH: { status: 422, message: "release is not for this device model" },
+  POLYFLEET_ERR_IMAGE_TOO_LARGE: {
+    status: 413,
+    message: "firmware image is larger than its declared length",
+  },
+  POLYFLEET_ERR_VERSION_INVALID: {
+    status: 400,
+    message: "firmware version string is not valid for its family",
+  },
+  POLYFLEET_ERR_ROLLOUT_STATE: { status: 409, message: "rollout action does not fit the rollout's state" },
+  POLYFLEET_ERR_DEVICE_IN_CALL: { status: 409, message: "device is in a call; the update is deferred" },
+  POLYFLEET_ERR_UPDATE_IN_PROGRESS: {
+    status: 409,
+    message: "another update is already running on this device",
+  },
+  POLYFLEET_ERR_UPDATE_TIMEOUT: {
+    status: 504,
+    message: "device did not come back on the target version in time",
+  },
+  POLYFLEET_ERR_UPDATE_WRONG_VERSION: { status: 502, message: "device came back running another version" },
+  POLYFLEET_ERR_DOWNLOAD_FAILED: { status: 502, message: "firmware image download failed" },
+  POLYFLEET_ERR_UPDATE_INTERRUPTED: { status: 500, message: "update interrupted by an agent restart" },
   POLYFLEET_ERR_ALERT_STATE: {
     status: 409,
     message: "the alert is not in a state that allows this (already acknowledged or resolved)",

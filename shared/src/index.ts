@@ -10,6 +10,7 @@ export * from "./contracts/common.js";
 export * from "./contracts/config.js";
 export * from "./contracts/events.js";
 export * from "./contracts/inventory.js";
+export * from "./contracts/rollout.js";
 export * from "./contracts/sim-manifest.js";
 export * from "./contracts/telemetry.js";
 export * from "./contracts/topics.js";

@@ -14,13 +14,13 @@ import { topicId } from "./arbitraries.js";
 
 const RUNS = { numRuns: 200 };
 const KEYS = Object.keys(TOPICS) as TopicKey[];
-const AGENT_KEYS = KEYS.filter((k) => k !== "alerts");
+const AGENT_KEYS = KEYS.filter((k) => k !== "alerts" && k !== "rollouts");
 
 /** Valid parameters for a key: TopicIds for site/agent, a Severity for alerts. */
 function paramsFor(key: TopicKey): fc.Arbitrary<Record<string, string>> {
-  return key === "alerts"
-    ? fc.record({ severity: fc.constantFrom(...Severity.options) })
-    : fc.record({ site: topicId, agent: topicId });
+  if (key === "alerts") return fc.record({ severity: fc.constantFrom(...Severity.options) });
+  if (key === "rollouts") return fc.record({ rollout: topicId });
+  return fc.record({ site: topicId, agent: topicId });
 }
 
 const keyAndParams = fc
@@ -45,7 +45,7 @@ describe("TOPICS", () => {
   it("versions every topic under polyfleet/v1/ with the layout of ARCHITECTURE.md", () => {
     expect(TOPIC_PREFIX).toBe("polyfleet/v1");
     for (const key of KEYS) expect(TOPICS[key].pattern.startsWith("polyfleet/v1/")).toBe(true);
-    const suffix: Record<Exclude<TopicKey, "alerts">, string> = {
+    const suffix: Record<Exclude<TopicKey, "alerts" | "rollouts">, string> = {
       state: "state",
       telemetry: "telemetry",
       events: "events",
@@ -59,6 +59,8 @@ describe("TOPICS", () => {
     }
     expect(TOPICS.alerts.pattern).toBe("polyfleet/v1/alerts/{severity}");
     expect(TOPICS.alerts.params).toEqual(["severity"]);
+    expect(TOPICS.rollouts.pattern).toBe("polyfleet/v1/rollouts/{rollout}");
+    expect(TOPICS.rollouts.params).toEqual(["rollout"]);
   });
 
   it("declares exactly the placeholders its pattern uses", () => {
@@ -176,7 +178,7 @@ describe("topicFor / parseTopic / topicFilter", () => {
         fc.constantFrom("drop", "add", "empty"),
         ({ key, params }, n, how) => {
           // A site or agent literally named "alerts" could make a shortened topic an alerts topic.
-          fc.pre(!Object.values(params).includes("alerts"));
+          fc.pre(!Object.values(params).some((v) => v === "alerts" || v === "rollouts"));
           const levels = topicForAny(key, params).split("/");
           const i = n % levels.length;
           if (how === "drop") levels.splice(i, 1);

@@ -104,9 +104,14 @@ export const AgentConfig = z.strictObject({
     .strictObject({
       host: z.string().default("0.0.0.0"),
       port: z.int().min(0).max(65535).default(8085),
+      /** The URL devices fetch provisioning files and images from (default http://<host>:<port>). */
       advertisedUrl: z.string().optional(),
+      /** Where downloaded firmware images and the update journal are kept. */
+      dir: z.string().min(1).default("./.polyfleet/firmware"),
+      /** Images kept at most (least recently used removed first; images of running updates are kept). */
+      maxCachedImages: z.int().min(1).max(1000).default(8),
     })
-    .default({ host: "0.0.0.0", port: 8085 }),
+    .default({ host: "0.0.0.0", port: 8085, dir: "./.polyfleet/firmware", maxCachedImages: 8 }),
   traps: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -166,6 +171,22 @@ export const CollectorConfig = z.strictObject({
     .strictObject({ host: z.string().default("127.0.0.1"), port: z.int().min(0).max(65535).default(8080) })
     .default({ host: "127.0.0.1", port: 8080 }),
   alerts: z.strictObject({ rulesFile: z.string().optional() }).default({}),
+  firmware: z
+    .strictObject({
+      /** The trusted root (signing keys + threshold). Rollouts are refused without it. */
+      rootFile: z.string().optional(),
+      /** The signed catalog. Reloaded when it changes; a refused catalog keeps the last good one. */
+      catalogFile: z.string().optional(),
+      /** Images named as in the catalog (`image.fileName`). */
+      imagesDir: z.string().default("./.polyfleet/firmware"),
+      /** Highest accepted catalog/root versions (rollback protection); default beside the state database. */
+      trustStateFile: z.string().optional(),
+      /** Base URL agents download images from (default: the API's own URL). */
+      publicUrl: z.url().optional(),
+      /** How often the rollout engine steps. */
+      tickMs: z.int().min(10).max(60_000).default(1000),
+    })
+    .default({ imagesDir: "./.polyfleet/firmware", tickMs: 1000 }),
   audit: z
     .strictObject({
       /** ed25519 private key (PEM) signing checkpoints; generated into the state directory when absent. */

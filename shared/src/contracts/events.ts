@@ -53,7 +53,7 @@ export const UpdatePhase = z.enum([
 ]);
 export type UpdatePhase = z.infer<typeof UpdatePhase>;
 
-const UpdateProgress = z.object({
+export const UpdateProgress = z.object({
   ...StreamHeader,
   type: z.literal("update.progress"),
   deviceId: DeviceId,
@@ -65,7 +65,13 @@ const UpdateProgress = z.object({
   bytes: z.int().nonnegative().optional(),
   totalBytes: z.int().nonnegative().optional(),
   reason: z.string().optional(),
+  /** On `failed`: the error code (POLYFLEET_ERR_DOWNLOAD_FAILED, _UPDATE_TIMEOUT, _UPDATE_WRONG_VERSION...). */
+  code: z
+    .string()
+    .regex(/^POLYFLEET_ERR_[A-Z0-9_]+$/)
+    .optional(),
 });
+export type UpdateProgress = z.infer<typeof UpdateProgress>;
 
 const DiscoveryProgress = z.object({
   ...StreamHeader,

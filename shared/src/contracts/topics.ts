@@ -3,6 +3,7 @@ import { Ack, AgentState } from "./agent-state.js";
 import { Alert } from "./alert.js";
 import { Command, CommandResult } from "./command.js";
 import { AgentEvent } from "./events.js";
+import { RolloutNotification } from "./rollout.js";
 import { Telemetry } from "./telemetry.js";
 
 export const TOPIC_PREFIX = "polyfleet/v1";
@@ -24,6 +25,7 @@ export const TOPICS = {
   },
   ack: { pattern: "polyfleet/v1/{site}/{agent}/ack", schema: Ack, params: ["site", "agent"] },
   alerts: { pattern: "polyfleet/v1/alerts/{severity}", schema: Alert, params: ["severity"] },
+  rollouts: { pattern: "polyfleet/v1/rollouts/{rollout}", schema: RolloutNotification, params: ["rollout"] },
 } as const;
 
 export type TopicKey = keyof typeof TOPICS;
