@@ -17,6 +17,7 @@ import Database from "better-sqlite3";
 import type { FastifyInstance } from "fastify";
 import { loadOrCreateAuditKey } from "./adapters/audit/audit-key.js";
 import { SqliteAuditLog } from "./adapters/audit/sqlite-audit-log.js";
+import { CatalogSource } from "./adapters/firmware/catalog-source.js";
 import { InfluxMetricsStore } from "./adapters/influxdb/influx-metrics-store.js";
 import { MemoryMetricsStore } from "./adapters/memory/memory-metrics-store.js";
 import { CollectorBus } from "./adapters/mqtt/collector-bus.js";
@@ -31,6 +32,7 @@ import type { AuditLog } from "./ports/audit-log.js";
 import type { MetricsStore } from "./ports/metrics-store.js";
 import type { Notifier } from "./ports/notifier.js";
 import type { StateStore } from "./ports/state-store.js";
+import { RolloutServiceImpl } from "./services/rollout-service.js";
 
 /** Everything main.ts resolved from files and the environment. */
 export interface CollectorInputs {
@@ -57,6 +59,7 @@ export interface Collector {
   readonly audit: AuditLog;
   readonly metrics: MetricsStore;
   readonly ingestor: Ingestor;
+  readonly rollouts: RolloutServiceImpl;
 }
 
 /**
@@ -169,10 +172,53 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     );
   }
 
+  let apiUrl: string | undefined;
+  const catalog = new CatalogSource({
+    rootFile: config.firmware.rootFile,
+    catalogFile: config.firmware.catalogFile,
+    imagesDir: config.firmware.imagesDir,
+    trustStateFile: config.firmware.trustStateFile ?? join(inputs.stateDir, "firmware-trust.json"),
+    clock,
+    log: log.child({ component: "catalog" }),
+  });
+  const rollouts = new RolloutServiceImpl({
+    store,
+    audit,
+    catalog,
+    clock,
+    log: log.child({ component: "rollouts" }),
+    counters,
+    publishCommand: (site, agent, cmd) => publish(topicFor("cmd", { site, agent }), JSON.stringify(cmd)),
+    notify: (n) => {
+      sse.publishRollout(n);
+      void publish(topicFor("rollouts", { rollout: n.rolloutId }), JSON.stringify(n)).catch((err: unknown) =>
+        log.warn({ err, rolloutId: n.rolloutId }, "rollout notification not published"),
+      );
+    },
+    imageUrl: (sha256) =>
+      `${(config.firmware.publicUrl ?? apiUrl ?? "").replace(/\/$/, "")}/api/v1/firmware/images/${sha256}`,
+    newId: () => randomUUID(),
+    tickMs: config.firmware.tickMs,
+  });
+
   const ingestor = new Ingestor({
     store,
     metrics,
-    alerts: engine,
+    alerts: {
+      onReading: (r, d) => {
+        engine.onReading(r, d);
+        rollouts.onReading(d);
+      },
+      onEvent: (e) => {
+        engine.onEvent(e);
+        rollouts.onEvent(e);
+      },
+      onAgentState: (a) => {
+        engine.onAgentState(a);
+        rollouts.onAgentState(a);
+      },
+    },
+    onCommandResult: (r) => rollouts.onCommandResult(r),
     publishAck: (site, agent, ack) => publish(topicFor("ack", { site, agent }), JSON.stringify(ack)),
     counters,
     clock,
@@ -185,6 +231,7 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     const out = engine.drain();
     for (const a of out.changed) {
       alertsById.set(a.id, a);
+      rollouts.onAlert(a);
       try {
         await store.saveAlert(a);
       } catch (err) {
@@ -216,6 +263,7 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     clock,
     log,
     config: { rateLimitPerMinute: config.api.rateLimitPerMinute, version: inputs.version },
+    rollouts,
     alerts: {
       ack: async (id, by, comment) => {
         const r = engine.ack(id, by, comment);
@@ -229,6 +277,7 @@ export function buildCollector(inputs: CollectorInputs): Collector {
       },
       windowsChanged: async (list) => {
         for (const e of engine.setWindows(list)) log.warn({ err: e }, "maintenance window not applied");
+        rollouts.windowsChanged(list);
         await pumpAlerts();
       },
     },
@@ -276,7 +325,6 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     log.info("bootstrap admin token created");
   };
 
-  let apiUrl: string | undefined;
   let brokerUrl: string | undefined;
   let ticker: NodeJS.Timeout | undefined;
 
@@ -287,6 +335,7 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     audit,
     metrics,
     ingestor,
+    rollouts,
     get apiUrl() {
       return apiUrl;
     },
@@ -309,6 +358,11 @@ export function buildCollector(inputs: CollectorInputs): Collector {
       for (const e of engine.setWindows(await store.listWindows()))
         log.warn({ err: e }, "maintenance window not applied");
       for (const a of await store.listAgents()) engine.onAgentState(a);
+      await rollouts.restore({
+        windows: await store.listWindows(),
+        agents: await store.listAgents(),
+        alerts: await store.listAlerts({ state: "active", limit: 100_000 }),
+      });
       if (embedded) brokerUrl = await embedded.start();
       else if (config.broker.type === "external") brokerUrl = config.broker.url;
       const b = config.broker;
@@ -334,6 +388,7 @@ export function buildCollector(inputs: CollectorInputs): Collector {
       ticker.unref();
       await bootstrapToken();
       apiUrl = await api.listen({ host: config.http.host, port: config.http.port });
+      rollouts.start();
       await audit.append({
         actor: "system:collector",
         action: "collector.start",
@@ -346,6 +401,7 @@ export function buildCollector(inputs: CollectorInputs): Collector {
     },
     async stop() {
       if (ticker) clearInterval(ticker);
+      await rollouts.stop();
       // Live streams never end on their own: close them first, or the HTTP server waits for them forever.
       await sse.stop();
       await api.close();

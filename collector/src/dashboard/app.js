@@ -41,9 +41,11 @@ async function api(path, init = {}) {
   if (!res.ok) {
     if (res.status === 401) signOut();
     const issues = (body.error?.issues ?? []).map((i) => `${i.path}: ${i.message}`).join("; ");
-    throw new Error(
+    const err = new Error(
       `${body.error?.code ?? res.status}: ${body.error?.message ?? res.statusText}${issues ? ` (${issues})` : ""}`,
     );
+    err.status = res.status;
+    throw err;
   }
   return body;
 }
@@ -179,6 +181,148 @@ async function loadDevices() {
   );
 }
 
+// ---- Firmware compliance and rollouts (hidden when the collector has no rollout service: 404) ----
+
+/** Which actions make sense in which rollout state; the API has the last word (409 otherwise). */
+const ROLLOUT_ACTIONS = {
+  pending: ["start", "cancel"],
+  running: ["pause", "cancel", "retry-failed"],
+  paused: ["resume", "cancel", "retry-failed"],
+  halted: ["resume", "cancel", "retry-failed"],
+  completed: ["retry-failed"],
+  cancelled: [],
+};
+const ACTIVE_STATES = ["downloading", "installing", "rebooting", "verifying"];
+let openRollout;
+
+const countOf = (r, ...states) => states.reduce((n, s) => n + (r.counts[s] ?? 0), 0);
+
+async function loadCompliance() {
+  const [catalog, report] = await Promise.all([api("/firmware/catalog"), api("/firmware/compliance")]);
+  $("#catalog-state").textContent = catalog.loaded
+    ? `(catalog v${catalog.version}, expires ${catalog.expires ?? "?"})`
+    : `(no catalog${catalog.error ? `: ${catalog.error}` : ""})`;
+  const total = report.devices.length;
+  const card = (label, n, cls) =>
+    el(
+      "div",
+      { class: "card" },
+      el("strong", { class: cls, text: String(n) }),
+      el("div", { class: "muted", text: `${label}${total ? ` (${Math.round((n / total) * 100)}%)` : ""}` }),
+    );
+  $("#compliance").replaceChildren(
+    card("current", report.counts.current, "up"),
+    card("behind", report.counts.behind, "down"),
+    card("ahead", report.counts.ahead, ""),
+    card("unknown", report.counts.unknown, "note"),
+  );
+}
+
+async function rolloutAction(r, action) {
+  const reason = window.prompt(`${action} rollout "${r.name}"\nReason (recorded in the audit log):`);
+  if (!reason) return;
+  try {
+    await api(`/rollouts/${encodeURIComponent(r.id)}/${action}`, {
+      method: "POST",
+      body: JSON.stringify({ reason }),
+    });
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+  await loadRollouts().catch((err) => showError(err.message));
+}
+
+function rolloutRow(r) {
+  const total = r.waves.reduce((n, w) => n + w.size, 0);
+  const done = countOf(r, "succeeded", "failed", "skipped");
+  const wave = r.waves[r.currentWave];
+  const bar = el("progress", { max: String(Math.max(1, total)), value: String(done) });
+  return el(
+    "tr",
+    {},
+    el(
+      "td",
+      {},
+      el("button", { class: "link", text: r.name, onclick: () => void showRollout(r) }),
+      el("div", { class: "note", text: r.targets.map((t) => `${t.model} → ${t.version}`).join(", ") }),
+    ),
+    el("td", {
+      class: `rollout-${r.state}`,
+      text: r.stateReason ? `${r.state} (${r.stateReason})` : r.state,
+    }),
+    el("td", { text: wave ? `${r.currentWave + 1}/${r.waves.length} ${wave.name}: ${wave.state}` : "–" }),
+    el("td", {}, bar, ` ${done}/${total}`),
+    el("td", {
+      text: `✓ ${countOf(r, "succeeded")}  ✗ ${countOf(r, "failed")}  ⟳ ${countOf(r, ...ACTIVE_STATES)}  … ${countOf(r, "queued", "waitingWindow", "deferred")}`,
+    }),
+    el("td", { text: ago(r.createdAt), title: `${new Date(r.createdAt).toISOString()} by ${r.createdBy}` }),
+    el(
+      "td",
+      {},
+      ...(ROLLOUT_ACTIONS[r.state] ?? []).map((a) =>
+        el("button", { text: a, onclick: () => void rolloutAction(r, a) }),
+      ),
+    ),
+  );
+}
+
+async function loadRolloutDevices() {
+  if (!openRollout) return;
+  const state = $("#rollout-device-state").value;
+  const devices = await api(
+    `/rollouts/${encodeURIComponent(openRollout.id)}/devices${state ? `?state=${encodeURIComponent(state)}` : ""}`,
+  );
+  $("#rollout-devices tbody").replaceChildren(
+    ...devices.map((d) =>
+      el(
+        "tr",
+        {},
+        el("td", { text: d.deviceId }),
+        el("td", { text: d.siteId }),
+        el("td", { text: d.model }),
+        el("td", { text: String(d.wave + 1) }),
+        el("td", { text: d.fromVersion ?? "" }),
+        el("td", { text: d.targetVersion }),
+        el("td", {
+          class: d.state === "succeeded" ? "up" : d.state === "failed" ? "down" : "",
+          text: d.state,
+        }),
+        el("td", { text: d.reason ?? "" }),
+        el("td", { text: String(d.attempts) }),
+      ),
+    ),
+  );
+}
+
+async function showRollout(r) {
+  openRollout = r;
+  $("#rollout-title").textContent = `${r.name} — ${r.state}`;
+  $("#rollout-detail").hidden = false;
+  await loadRolloutDevices().catch((err) => showError(err.message));
+}
+
+async function loadRollouts() {
+  let rollouts;
+  try {
+    rollouts = await api("/rollouts");
+  } catch (err) {
+    if (err.status === 404) {
+      $("#firmware").hidden = true;
+      return;
+    }
+    throw err;
+  }
+  $("#firmware").hidden = false;
+  $("#rollout-count").textContent = `(${rollouts.length})`;
+  $("#rollouts tbody").replaceChildren(...rollouts.map(rolloutRow));
+  if (openRollout) {
+    const current = rollouts.find((r) => r.id === openRollout.id);
+    if (current) await showRollout(current);
+  }
+  await loadCompliance();
+}
+
 function setStreamState(on) {
   const pill = $("#stream-state");
   pill.textContent = on ? "stream: live" : "stream: off";
@@ -207,7 +351,7 @@ function openStream() {
 
 async function refresh() {
   try {
-    await Promise.all([loadSummary(), loadAlerts(), loadDevices()]);
+    await Promise.all([loadSummary(), loadAlerts(), loadDevices(), loadRollouts()]);
     showError("");
   } catch (err) {
     showError(err.message);
@@ -244,6 +388,14 @@ $("#login").addEventListener("submit", (ev) => {
   signIn();
 });
 $("#logout").addEventListener("click", signOut);
+$("#rollout-device-state").addEventListener(
+  "change",
+  () => void loadRolloutDevices().catch((err) => showError(err.message)),
+);
+$("#rollout-close").addEventListener("click", () => {
+  openRollout = undefined;
+  $("#rollout-detail").hidden = true;
+});
 $("#search").addEventListener("input", () => {
   clearTimeout(searchTimer);
   searchTimer = setTimeout(() => void loadDevices().catch((err) => showError(err.message)), 250);

@@ -12,6 +12,7 @@ import type {
 } from "@polyfleet/shared";
 import type { AuditLog } from "../ports/audit-log.js";
 import type { MetricsStore } from "../ports/metrics-store.js";
+import type { RolloutService } from "../ports/rollouts.js";
 import type { StateStore } from "../ports/state-store.js";
 
 /**
@@ -66,6 +67,11 @@ export interface ApiDeps {
   clock: Clock;
   log: Logger;
   config: ApiConfig;
+  /**
+   * Firmware catalog and rollouts. When absent, the `/rollouts` and `/firmware` routes are not registered (a
+   * request answers 404 like any unknown route, and they are missing from the OpenAPI document).
+   */
+  rollouts?: RolloutService;
   /** `GET /healthz` (no auth): `down` answers 503, `ok`/`degraded` 200. */
   health(): HealthReport | Promise<HealthReport>;
 }

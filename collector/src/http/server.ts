@@ -15,12 +15,16 @@ import { TokenBucketLimiter } from "./rate-limit.js";
 import { redactUrl } from "./request-context.js";
 import { registerAlertRoutes, STREAM_ROUTE } from "./routes/alerts.js";
 import { registerAuditRoutes } from "./routes/audit.js";
+import { IMAGE_ROUTE, registerFirmwareRoutes } from "./routes/firmware.js";
 import { registerHealthRoute } from "./routes/health.js";
 import { registerInventoryRoutes } from "./routes/inventory.js";
 import { registerMaintenanceRoutes } from "./routes/maintenance.js";
+import { registerRolloutRoutes } from "./routes/rollouts.js";
 import { registerTokenRoutes } from "./routes/tokens.js";
 
 export const API_PREFIX = "/api/v1";
+/** The firmware image download: no token (see routes/firmware.ts), rate limited per client IP. */
+const PUBLIC_IMAGE_ROUTE = `${API_PREFIX}${IMAGE_ROUTE}`;
 /** Don't write `lastUsedAt` more often than this per token. */
 const TOUCH_INTERVAL_MS = 60_000;
 
@@ -52,7 +56,7 @@ export function buildServer(deps: ApiDeps): FastifyInstance {
     sendError(reply.header("retry-after", String(retryAfterSec)), "POLYFLEET_ERR_RATE_LIMITED");
 
   app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!req.url.startsWith(`${API_PREFIX}/`)) {
+    if (!req.url.startsWith(`${API_PREFIX}/`) || req.routeOptions.url === PUBLIC_IMAGE_ROUTE) {
       const d = perIp.take(`ip:${req.ip}`);
       return d.ok ? undefined : limited(reply, d.retryAfterSec);
     }
@@ -88,7 +92,10 @@ export function buildServer(deps: ApiDeps): FastifyInstance {
 
   app.addHook("onSend", (req, reply, payload, done) => {
     if (req.url.startsWith(`${API_PREFIX}/`) || req.url === "/healthz") {
-      reply.header("cache-control", "no-store");
+      // Images are content-addressed and say how long they may be cached; everything else is never cached.
+      if (req.routeOptions.url !== PUBLIC_IMAGE_ROUTE || reply.statusCode >= 400) {
+        reply.header("cache-control", "no-store");
+      }
       reply.header("x-content-type-options", "nosniff");
     }
     done(null, payload);
@@ -113,7 +120,8 @@ export function buildServer(deps: ApiDeps): FastifyInstance {
       openapi: "3.0.3",
       info: {
         title: "polyfleet collector API",
-        description: "Fleet inventory, alerts, silences, maintenance windows, audit log and API tokens.",
+        description:
+          "Fleet inventory, alerts, silences, maintenance windows, audit log, API tokens, firmware catalog and rollouts.",
         version: deps.config.version ?? "0.1.0",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
@@ -130,6 +138,10 @@ export function buildServer(deps: ApiDeps): FastifyInstance {
       registerMaintenanceRoutes(api, deps);
       registerAuditRoutes(api, deps);
       registerTokenRoutes(api, deps);
+      if (deps.rollouts !== undefined) {
+        registerRolloutRoutes(api, deps.rollouts);
+        registerFirmwareRoutes(api, deps, deps.rollouts);
+      }
       done();
     },
     { prefix: API_PREFIX },

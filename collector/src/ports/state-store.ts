@@ -8,6 +8,10 @@ import type {
   DeviceRecord,
   MaintenanceWindow,
   Reading,
+  Rollout,
+  RolloutDevice,
+  RolloutDeviceState,
+  RolloutState,
   Silence,
   Site,
 } from "@polyfleet/shared";
@@ -48,6 +52,23 @@ export interface AlertFilter {
 export interface StoredToken extends ApiToken {
   /** sha256 hex of the token secret; the secret itself is never stored. */
   hash: string;
+}
+
+/** One write of the rollout service: rollouts and device records, stored together or not at all. */
+export interface RolloutChanges {
+  /** Upserted by `id`. */
+  rollouts: Rollout[];
+  /** Upserted by (`rolloutId`, `deviceId`). Each device's rollout must be in `rollouts` or already stored. */
+  devices: RolloutDevice[];
+}
+
+export interface RolloutFilter {
+  state?: RolloutState | undefined;
+}
+
+export interface RolloutDeviceFilter {
+  state?: RolloutDeviceState | undefined;
+  wave?: number | undefined;
 }
 
 /**
@@ -94,4 +115,31 @@ export interface StateStore {
   listTokens(): Promise<ApiToken[]>;
   deleteToken(id: string): Promise<boolean>;
   touchToken(id: string, at: number): Promise<void>;
+
+  /**
+   * Upserts rollouts (by id) and rollout devices (by rolloutId + deviceId) in ONE transaction: either every
+   * record is stored or none is. The rollout service writes its decisions here before it sends any command,
+   * so a crash never leaves a command out that the stored state does not know about.
+   *
+   * Every record is validated against its zod schema (`Rollout`, `RolloutDevice`) first; the stored form is
+   * the parsed one, so a read gives back exactly what was written. Rejects (storing nothing) when a record is
+   * invalid or a device names a rollout that is neither in `changes.rollouts` nor stored. When a batch holds
+   * the same key twice, the last one wins. Built for batches of thousands of devices (one statement per
+   * batch on PostgreSQL, prepared statements in one transaction on SQLite).
+   */
+  saveRolloutChanges(changes: RolloutChanges): Promise<void>;
+  getRollout(id: string): Promise<Rollout | undefined>;
+  /** Rollouts, newest first (`createdAt` descending, then `id` ascending), optionally of one state. */
+  listRollouts(filter?: RolloutFilter): Promise<Rollout[]>;
+  /** The devices of one rollout in plan order (`order` ascending, then `deviceId`), optionally filtered. */
+  listRolloutDevices(rolloutId: string, filter?: RolloutDeviceFilter): Promise<RolloutDevice[]>;
+  /**
+   * For the restore after a restart: every device of every rollout that is not `completed` or `cancelled`
+   * (pending, running, paused and halted rollouts can still move), ordered by `rolloutId`, then `order`,
+   * then `deviceId`. Devices of finished rollouts are not loaded.
+   */
+  listActiveRolloutDevices(): Promise<RolloutDevice[]>;
 }
+
+/** Rollout states after which nothing more happens: their devices are not restored after a restart. */
+export const FINISHED_ROLLOUT_STATES: readonly RolloutState[] = ["completed", "cancelled"];

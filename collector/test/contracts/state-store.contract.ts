@@ -1,4 +1,13 @@
-import type { AgentEvent, AgentState, Alert, DeviceQuery, Reading } from "@polyfleet/shared";
+import {
+  type AgentEvent,
+  type AgentState,
+  type Alert,
+  type DeviceQuery,
+  type Reading,
+  type Rollout,
+  RolloutCreate,
+  type RolloutDevice,
+} from "@polyfleet/shared";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StoredEvent } from "../../src/adapters/memory/memory-state-store.js";
@@ -142,6 +151,87 @@ function alert(id: string, over: Partial<Alert> = {}): Alert {
 }
 
 const q = (over: Partial<DeviceQuery> = {}): DeviceQuery => ({ limit: 100, ...over });
+
+/** A rollout with every optional field set (so a round trip that drops one shows). */
+export function rollout(id: string, over: Partial<Rollout> = {}): Rollout {
+  return {
+    id,
+    name: `rollout ${id}`,
+    reason: "quarterly baseline",
+    spec: RolloutCreate.parse({
+      name: `rollout ${id}`,
+      reason: "quarterly baseline",
+      target: { kind: "release", version: "8.2.0.1234", models: ["VVX 450"] },
+      selection: { sites: ["hq"], tags: ["lobby"] },
+      waves: [{ name: "canary", count: 2 }, { percent: 100 }],
+      windowIds: ["nightly"],
+    }),
+    targets: [
+      {
+        family: "uc",
+        model: "VVX 450",
+        version: "8.2.0.1234",
+        build: "rel-1234",
+        image: { fileName: "vvx450-8.2.0.sip.ld", length: 123_456_789, sha256: "ab".repeat(32) },
+        downgrade: false,
+      },
+    ],
+    catalogVersion: 7,
+    state: "running",
+    stateReason: 'started by the NOC — "change 42" ✓',
+    waves: [
+      {
+        index: 0,
+        name: "canary",
+        size: 2,
+        state: "passed",
+        startedAt: 1000,
+        finishedAt: 2000,
+        gatedAt: 3000,
+        reason: "soak passed",
+      },
+      { index: 1, name: "wave 2", size: 8, state: "running", startedAt: 3001 },
+    ],
+    currentWave: 1,
+    createdBy: "token:operator",
+    createdAt: 900,
+    updatedAt: 3001,
+    startedAt: 1000,
+    counts: { queued: 6, succeeded: 2, downloading: 2 },
+    ...over,
+  };
+}
+
+/** A rollout device with every optional field set. */
+export function rolloutDevice(
+  rolloutId: string,
+  n: number,
+  over: Partial<RolloutDevice> = {},
+): RolloutDevice {
+  return {
+    rolloutId,
+    deviceId: `0004f2${String(n).padStart(6, "0")}`,
+    siteId: n % 2 === 0 ? "hq" : "branch",
+    agentId: "agent-1",
+    model: "VVX 450",
+    wave: n < 2 ? 0 : 1,
+    order: n,
+    fromVersion: "6.4.3.1234",
+    targetVersion: "8.2.0.1234",
+    state: "failed",
+    reason: "device came back on 6.4.3.1234",
+    failureClass: "verify",
+    attempts: 2,
+    failures: { verify: 1, download: 1 },
+    commandId: `cmd-${n}`,
+    dispatchedAt: 1500 + n,
+    notBefore: 1600 + n,
+    reportedVersion: "6.4.3.1234",
+    updatedAt: 1700 + n,
+    finishedAt: 1800 + n,
+    ...over,
+  };
+}
 
 /**
  * The StateStore contract: every adapter (memory, SQLite, PostgreSQL) must pass it. `make` returns a fixture
@@ -729,6 +819,209 @@ export function describeStateStoreContract(name: string, make: () => Promise<Sta
         expect(await store.deleteToken("tok-1")).toBe(true);
         expect(await store.deleteToken("tok-1")).toBe(false);
         expect(await store.findTokenByHash(t.hash)).toBeUndefined();
+      });
+    });
+
+    describe("rollouts", () => {
+      /** A fresh rollout id prefix per test: the store is shared by the whole suite. */
+      const rid = () => `ro-${++uniq}-${Math.random().toString(36).slice(2, 7)}`;
+      const mine = (prefix: string) => (d: { id?: string; rolloutId?: string }) =>
+        (d.id ?? d.rolloutId ?? "").startsWith(prefix);
+
+      it("round-trips a rollout and its devices exactly, also across a restart", async () => {
+        const id = rid();
+        // A NUL (which JSONB refuses) and non-ASCII text must come back as they went in.
+        const r = rollout(id, { stateReason: "paused: \u0000 nul, ünïcode ✓, 𝄞" });
+        const devs = [0, 1, 2].map((n) => rolloutDevice(id, n));
+        // A device with only the required fields.
+        const bare: RolloutDevice = {
+          rolloutId: id,
+          deviceId: "ip-10.0.0.9",
+          siteId: "hq",
+          agentId: "agent-1",
+          model: "CCX 600",
+          wave: 1,
+          order: 3,
+          targetVersion: "8.2.0.1234",
+          state: "queued",
+          attempts: 0,
+          failures: {},
+          updatedAt: 900,
+        };
+        await store.saveRolloutChanges({ rollouts: [r], devices: [...devs, bare] });
+        expect(await store.getRollout(id)).toStrictEqual(r);
+        expect(await store.listRolloutDevices(id)).toStrictEqual([...devs, bare]);
+        await restart();
+        expect(await store.getRollout(id)).toStrictEqual(r);
+        expect(await store.listRolloutDevices(id)).toStrictEqual([...devs, bare]);
+        expect(await store.getRollout(`${id}-nope`)).toBeUndefined();
+        expect(await store.listRolloutDevices(`${id}-nope`)).toEqual([]);
+      });
+
+      it("upserts: a second save overwrites the rollout and the devices, never duplicates", async () => {
+        const id = rid();
+        await store.saveRolloutChanges({
+          rollouts: [rollout(id, { state: "pending" })],
+          devices: [0, 1].map((n) => rolloutDevice(id, n, { state: "queued" })),
+        });
+        const r2 = rollout(id, { state: "paused", stateReason: "lunch", updatedAt: 5000 });
+        const d1 = rolloutDevice(id, 1, { state: "downloading", attempts: 1 });
+        // Only the changed device is written; the rollout alone in one save, the device alone in the next.
+        await store.saveRolloutChanges({ rollouts: [r2], devices: [] });
+        await store.saveRolloutChanges({ rollouts: [], devices: [d1] });
+        expect(await store.getRollout(id)).toStrictEqual(r2);
+        expect(await store.listRolloutDevices(id)).toStrictEqual([
+          rolloutDevice(id, 0, { state: "queued" }),
+          d1,
+        ]);
+        expect((await store.listRollouts({ state: "pending" })).filter(mine(id))).toEqual([]);
+        expect((await store.listRollouts({ state: "paused" })).filter(mine(id))).toStrictEqual([r2]);
+        expect(await store.listRolloutDevices(id, { state: "queued" })).toHaveLength(1);
+        // The same key twice in one batch: the last one wins.
+        await store.saveRolloutChanges({
+          rollouts: [rollout(id, { state: "halted" }), rollout(id, { state: "running" })],
+          devices: [rolloutDevice(id, 0, { state: "failed" }), rolloutDevice(id, 0, { state: "succeeded" })],
+        });
+        expect((await store.getRollout(id))?.state).toBe("running");
+        expect((await store.listRolloutDevices(id)).map((d) => d.state)).toEqual([
+          "succeeded",
+          "downloading",
+        ]);
+        // An empty save is fine.
+        await store.saveRolloutChanges({ rollouts: [], devices: [] });
+      });
+
+      it("stores nothing of a batch with an invalid record", async () => {
+        const old = rid();
+        const r0 = rollout(old, { state: "running" });
+        await store.saveRolloutChanges({ rollouts: [r0], devices: [rolloutDevice(old, 0)] });
+        const id = rid();
+        const bad = { ...rolloutDevice(id, 2), wave: -1 };
+        await expect(
+          store.saveRolloutChanges({
+            rollouts: [rollout(id), rollout(old, { state: "halted" })],
+            devices: [rolloutDevice(id, 0), rolloutDevice(old, 0, { state: "succeeded" }), bad],
+          }),
+        ).rejects.toThrow();
+        const badRollout = { ...rollout(id), state: "exploded" } as unknown as Rollout;
+        await expect(store.saveRolloutChanges({ rollouts: [badRollout], devices: [] })).rejects.toThrow();
+        expect(await store.getRollout(id)).toBeUndefined();
+        expect(await store.listRolloutDevices(id)).toEqual([]);
+        expect(await store.getRollout(old)).toStrictEqual(r0);
+        expect(await store.listRolloutDevices(old)).toStrictEqual([rolloutDevice(old, 0)]);
+      });
+
+      it("stores nothing of a batch with a device of an unknown rollout (rolled back mid-write)", async () => {
+        const old = rid();
+        const r0 = rollout(old);
+        await store.saveRolloutChanges({ rollouts: [r0], devices: [rolloutDevice(old, 0)] });
+        const id = rid();
+        // The rollouts and the first devices are written before the orphan device fails the transaction.
+        const devices = [
+          ...Array.from({ length: 50 }, (_, n) => rolloutDevice(id, n)),
+          rolloutDevice(old, 0, { state: "succeeded" }),
+          rolloutDevice(`${id}-missing`, 1),
+        ];
+        await expect(
+          store.saveRolloutChanges({ rollouts: [rollout(id), { ...r0, state: "completed" }], devices }),
+        ).rejects.toThrow(/does not exist/);
+        expect(await store.getRollout(id)).toBeUndefined();
+        expect(await store.listRolloutDevices(id)).toEqual([]);
+        expect(await store.getRollout(old)).toStrictEqual(r0);
+        expect(await store.listRolloutDevices(old)).toStrictEqual([rolloutDevice(old, 0)]);
+        // Still usable afterwards.
+        await store.saveRolloutChanges({ rollouts: [rollout(id)], devices: [rolloutDevice(id, 0)] });
+        expect(await store.listRolloutDevices(id)).toHaveLength(1);
+      });
+
+      it("lists rollouts newest first (ties by id) and filters by state", async () => {
+        const p = rid();
+        const rs = [
+          rollout(`${p}-a`, { createdAt: 100, state: "completed" }),
+          rollout(`${p}-c`, { createdAt: 300, state: "running" }),
+          rollout(`${p}-b`, { createdAt: 300, state: "running" }),
+          rollout(`${p}-d`, { createdAt: 200, state: "pending" }),
+        ];
+        await store.saveRolloutChanges({ rollouts: rs, devices: [] });
+        const ids = async (f?: Parameters<StateStore["listRollouts"]>[0]) =>
+          (await store.listRollouts(f)).filter(mine(p)).map((r) => r.id);
+        expect(await ids()).toEqual([`${p}-b`, `${p}-c`, `${p}-d`, `${p}-a`]);
+        expect(await ids({})).toEqual([`${p}-b`, `${p}-c`, `${p}-d`, `${p}-a`]);
+        expect(await ids({ state: "running" })).toEqual([`${p}-b`, `${p}-c`]);
+        expect(await ids({ state: "completed" })).toEqual([`${p}-a`]);
+        expect(await ids({ state: "cancelled" })).toEqual([]);
+        const all = await store.listRollouts();
+        for (let i = 1; i < all.length; i++) {
+          const a = all[i - 1]!;
+          const b = all[i]!;
+          expect(a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.id < b.id)).toBe(true);
+        }
+      });
+
+      it("lists a rollout's devices in plan order, filtered by state and wave", async () => {
+        const id = rid();
+        const devs = Array.from({ length: 12 }, (_, n) =>
+          rolloutDevice(id, n, {
+            wave: Math.floor(n / 4),
+            state: n % 3 === 0 ? "succeeded" : n % 3 === 1 ? "queued" : "failed",
+          }),
+        );
+        // Written in reverse: the order comes from `order`, not from insertion.
+        await store.saveRolloutChanges({ rollouts: [rollout(id)], devices: [...devs].reverse() });
+        expect((await store.listRolloutDevices(id)).map((d) => d.order)).toEqual(devs.map((d) => d.order));
+        expect((await store.listRolloutDevices(id, { wave: 1 })).map((d) => d.order)).toEqual([4, 5, 6, 7]);
+        expect((await store.listRolloutDevices(id, { state: "queued" })).map((d) => d.order)).toEqual([
+          1, 4, 7, 10,
+        ]);
+        expect(
+          (await store.listRolloutDevices(id, { state: "failed", wave: 2 })).map((d) => d.order),
+        ).toEqual([8, 11]);
+        expect(await store.listRolloutDevices(id, { wave: 9 })).toEqual([]);
+        expect(await store.listRolloutDevices(id, { state: undefined, wave: undefined })).toHaveLength(12);
+      });
+
+      it("lists the devices of unfinished rollouts for the restore, by rollout then plan order", async () => {
+        const p = rid();
+        const states = ["pending", "running", "paused", "halted", "completed", "cancelled"] as const;
+        const rs = states.map((state, i) => rollout(`${p}-${i}`, { state }));
+        const devices = rs.flatMap((r) => [2, 0, 1].map((n) => rolloutDevice(r.id, n)));
+        await store.saveRolloutChanges({ rollouts: rs, devices });
+        await restart();
+        const active = (await store.listActiveRolloutDevices()).filter(mine(p));
+        expect(active.map((d) => `${d.rolloutId}#${d.order}`)).toEqual(
+          [0, 1, 2, 3].flatMap((i) => [0, 1, 2].map((n) => `${p}-${i}#${n}`)),
+        );
+        expect(active[0]).toStrictEqual(rolloutDevice(`${p}-0`, 0));
+        // A rollout that finishes drops out.
+        await store.saveRolloutChanges({ rollouts: [{ ...rs[1]!, state: "completed" }], devices: [] });
+        const after = (await store.listActiveRolloutDevices()).filter(mine(p));
+        expect([...new Set(after.map((d) => d.rolloutId))]).toEqual([`${p}-0`, `${p}-2`, `${p}-3`]);
+      });
+
+      it("writes and rewrites a 5,000-device rollout in one batch each", async () => {
+        const id = rid();
+        const n = 5000;
+        const devs = Array.from({ length: n }, (_, i) =>
+          rolloutDevice(id, i, { wave: i < 50 ? 0 : i < 500 ? 1 : 2, state: "queued" }),
+        );
+        const moved = devs.map((d) => ({ ...d, state: "downloading" as const, attempts: 1 }));
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        await store.saveRolloutChanges({ rollouts: [rollout(id, { state: "pending" })], devices: devs });
+        const t1 = performance.now();
+        await store.saveRolloutChanges({ rollouts: [rollout(id, { state: "running" })], devices: moved });
+        const t2 = performance.now();
+        const cpu = process.cpuUsage(cpu0);
+        const got = await store.listRolloutDevices(id);
+        expect(got).toHaveLength(n);
+        expect(got.every((d, i) => d.order === i && d.state === "downloading" && d.attempts === 1)).toBe(
+          true,
+        );
+        expect(await store.listRolloutDevices(id, { wave: 0 })).toHaveLength(50);
+        expect((await store.listActiveRolloutDevices()).filter(mine(id))).toHaveLength(n);
+        console.log(
+          `[state-store perf] ${name}: 5,000 rollout devices inserted in ${(t1 - t0).toFixed(0)} ms, upserted in ${(t2 - t1).toFixed(0)} ms (wall); ${((cpu.user + cpu.system) / (2 * n)).toFixed(1)} µs CPU/device write (this process)`,
+        );
       });
     });
 

@@ -197,6 +197,8 @@ export interface CollectorProcessOptions {
   /** rules.yaml content; none = built-in rules and defaults. */
   rules?: Record<string, unknown>;
   webhooks?: { name: string; url: string; maxRetries?: number }[];
+  /** The signed firmware catalog (root, catalog, images) and the rollout engine's step. */
+  firmware?: { rootFile: string; catalogFile: string; imagesDir: string; tickMs?: number };
   /** Audit checkpoint interval (entries); the collector's default when absent. */
   auditCheckpointEvery?: number;
   logLevel?: string;
@@ -245,6 +247,9 @@ export class CollectorProcess {
         ...(this.o.rules ? { alerts: { rulesFile } } : {}),
         ...(this.o.auditCheckpointEvery ? { audit: { checkpointEvery: this.o.auditCheckpointEvery } } : {}),
         notifiers: { webhooks: this.o.webhooks ?? [] },
+        ...(this.o.firmware
+          ? { firmware: { ...this.o.firmware, trustStateFile: join(this.o.dir, "firmware-trust.json") } }
+          : {}),
       };
       await writeFile(this.configFile, stringify(config), { mode: 0o600 });
     }
@@ -281,6 +286,19 @@ export class CollectorProcess {
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${text.slice(0, 500)}`);
+    return JSON.parse(text) as T;
+  }
+
+  /** POST `path` with a JSON body and the admin token; throws on a non-2xx answer. */
+  async post<T>(path: string, body: unknown): Promise<T> {
+    const res = await fetch(`${this.apiUrl}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${text.slice(0, 500)}`);
     return JSON.parse(text) as T;
   }
 
@@ -403,7 +421,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     config.http = { host: "127.0.0.1", port: httpPort };
     config.traps = { ...config.traps, host: "127.0.0.1", port: trapPort };
     config.polling = { ...config.polling, intervalSec: o.pollIntervalSec, ...(o.polling ?? {}) };
-    config.provisioning = { host: "127.0.0.1", port: 0 };
+    config.provisioning = { host: "127.0.0.1", port: 0, dir: join(dir, "firmware") };
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     return {
       manifest,

@@ -13,6 +13,12 @@ import {
   type MaintenanceWindow,
   PolyfleetError,
   type Reading,
+  type Rollout,
+  type RolloutCreate,
+  type RolloutDevice,
+  type RolloutDeviceState,
+  type RolloutPreview,
+  type RolloutState,
   type Silence,
   type TimerHandle,
 } from "@polyfleet/shared";
@@ -23,7 +29,15 @@ import type { AlertActions, ApiConfig, SseHub } from "../../src/http/api-deps.js
 import { issueToken } from "../../src/http/auth.js";
 import { buildServer } from "../../src/http/server.js";
 import type { AuditInput, AuditLog, AuditQuery } from "../../src/ports/audit-log.js";
+import type {
+  CatalogView,
+  ComplianceReport,
+  RolloutActionName,
+  RolloutActor,
+  RolloutService,
+} from "../../src/ports/rollouts.js";
 import type { StateStore } from "../../src/ports/state-store.js";
+import { rollout, rolloutDevice } from "../contracts/state-store.contract.js";
 
 export const T0 = 1_750_000_000_000;
 
@@ -173,6 +187,222 @@ export class FakeSseHub implements SseHub {
   }
 }
 
+/** One call the fake rollout service received. */
+export interface RolloutCall {
+  method: keyof RolloutService;
+  args: unknown[];
+  who?: RolloutActor;
+}
+
+/** What the rollout fake allows per action (a simplified state machine). */
+const FAKE_TRANSITIONS: Record<RolloutActionName, { from: RolloutState[]; to: RolloutState }> = {
+  start: { from: ["pending"], to: "running" },
+  pause: { from: ["running"], to: "paused" },
+  resume: { from: ["paused", "halted"], to: "running" },
+  cancel: { from: ["pending", "running", "paused", "halted"], to: "cancelled" },
+  "retry-failed": { from: ["running", "paused", "halted"], to: "running" },
+};
+
+/**
+ * A RolloutService for route tests: records every call (with the actor), keeps rollouts in maps, scopes them
+ * by `spec.selection.sites` (a site-scoped actor sees a rollout only when every selected site is one of its
+ * own), serves `images` by sha256. It does not audit (the real service does; the routes must not).
+ */
+export class FakeRolloutService implements RolloutService {
+  readonly calls: RolloutCall[] = [];
+  readonly rollouts = new Map<string, Rollout>();
+  readonly devicesOf = new Map<string, RolloutDevice[]>();
+  readonly images = new Map<string, { path: string; length: number; fileName: string }>();
+  catalogView: CatalogView = {
+    loaded: true,
+    version: 7,
+    expires: "2030-01-01T00:00:00Z",
+    releases: [
+      {
+        family: "uc",
+        model: "VVX 450",
+        version: "8.2.0.1234",
+        channel: "stable",
+        releaseDate: "2025-05-01",
+        minVersion: "6.4.0",
+        downgrade: false,
+        image: { fileName: "vvx450.sip.ld", length: 1000, sha256: "ab".repeat(32) },
+      },
+    ],
+    baseline: { "VVX 450": "8.2.0.1234" },
+  };
+  private next = 1;
+
+  constructor(private readonly clock: Clock) {
+    const hq = rollout("ro-hq", {
+      state: "running",
+      createdAt: T0 - 2000,
+      spec: { ...rollout("x").spec, selection: { sites: ["hq"] } },
+    });
+    const br = rollout("ro-branch", {
+      state: "pending",
+      createdAt: T0 - 1000,
+      spec: { ...rollout("x").spec, selection: { sites: ["branch"] } },
+    });
+    this.rollouts.set(hq.id, hq);
+    this.rollouts.set(br.id, br);
+    this.devicesOf.set(
+      hq.id,
+      [0, 1, 2, 3].map((n) =>
+        rolloutDevice(hq.id, n, { siteId: "hq", state: n === 3 ? "queued" : "failed", wave: n < 2 ? 0 : 1 }),
+      ),
+    );
+    this.devicesOf.set(br.id, [rolloutDevice(br.id, 0, { siteId: "branch", state: "queued" })]);
+  }
+
+  private visible(r: Rollout, who: RolloutActor): boolean {
+    if (who.sites === undefined) return true;
+    return r.spec.selection.sites?.every((s) => who.sites?.includes(s) === true) === true;
+  }
+
+  private find(id: string, who: RolloutActor): Rollout {
+    const r = this.rollouts.get(id);
+    if (r === undefined || !this.visible(r, who)) {
+      throw new PolyfleetError("POLYFLEET_ERR_NOT_FOUND", `rollout ${id} not found`);
+    }
+    return r;
+  }
+
+  preview(spec: RolloutCreate, who: RolloutActor): Promise<RolloutPreview> {
+    this.calls.push({ method: "preview", args: [spec], who });
+    return Promise.resolve({
+      targets: rollout("x").targets,
+      catalogVersion: 7,
+      waves: spec.waves.map((w, index) => ({
+        index,
+        name: w.name ?? `wave ${index + 1}`,
+        devices: [{ deviceId: "dev-hq", siteId: "hq", model: "VVX 450", targetVersion: "8.2.0.1234" }],
+      })),
+      skipped: [{ deviceId: "dev-branch", model: "Studio X50", reason: "no release for the model" }],
+    });
+  }
+
+  create(spec: RolloutCreate, who: RolloutActor): Promise<Rollout> {
+    this.calls.push({ method: "create", args: [spec], who });
+    const id = `ro-new-${this.next++}`;
+    const r = rollout(id, {
+      name: spec.name,
+      reason: spec.reason,
+      spec,
+      state: "pending",
+      createdBy: who.actor,
+      createdAt: this.clock.now(),
+      updatedAt: this.clock.now(),
+      waves: spec.waves.map((w, index) => ({
+        index,
+        name: w.name ?? `wave ${index + 1}`,
+        size: 1,
+        state: "pending" as const,
+      })),
+      currentWave: 0,
+      counts: { queued: spec.waves.length },
+    });
+    this.rollouts.set(id, r);
+    this.devicesOf.set(id, []);
+    return Promise.resolve(structuredClone(r));
+  }
+
+  act(id: string, action: RolloutActionName, reason: string, who: RolloutActor): Promise<Rollout> {
+    this.calls.push({ method: "act", args: [id, action, reason], who });
+    try {
+      const r = this.find(id, who);
+      const t = FAKE_TRANSITIONS[action];
+      if (!t.from.includes(r.state)) {
+        throw new PolyfleetError("POLYFLEET_ERR_ROLLOUT_STATE", `cannot ${action} a ${r.state} rollout`);
+      }
+      const next: Rollout = { ...r, state: t.to, stateReason: reason, updatedAt: this.clock.now() };
+      this.rollouts.set(id, next);
+      return Promise.resolve(structuredClone(next));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  get(id: string, who: RolloutActor): Promise<Rollout | undefined> {
+    this.calls.push({ method: "get", args: [id], who });
+    const r = this.rollouts.get(id);
+    return Promise.resolve(r !== undefined && this.visible(r, who) ? structuredClone(r) : undefined);
+  }
+
+  list(filter: { state?: RolloutState | undefined }, who: RolloutActor): Promise<Rollout[]> {
+    this.calls.push({ method: "list", args: [filter], who });
+    return Promise.resolve(
+      [...this.rollouts.values()]
+        .filter((r) => this.visible(r, who) && (filter.state === undefined || r.state === filter.state))
+        .sort((a, b) => b.createdAt - a.createdAt)
+        .map((r) => structuredClone(r)),
+    );
+  }
+
+  devices(
+    id: string,
+    filter: { state?: RolloutDeviceState | undefined; wave?: number | undefined },
+    who: RolloutActor,
+  ): Promise<RolloutDevice[]> {
+    this.calls.push({ method: "devices", args: [id, filter], who });
+    try {
+      this.find(id, who);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return Promise.resolve(
+      (this.devicesOf.get(id) ?? []).filter(
+        (d) =>
+          (filter.state === undefined || d.state === filter.state) &&
+          (filter.wave === undefined || d.wave === filter.wave),
+      ),
+    );
+  }
+
+  catalog(): CatalogView {
+    this.calls.push({ method: "catalog", args: [] });
+    return structuredClone(this.catalogView);
+  }
+
+  compliance(who: RolloutActor): Promise<ComplianceReport> {
+    this.calls.push({ method: "compliance", args: [], who });
+    const rows: ComplianceReport["devices"] = [
+      {
+        deviceId: "dev-hq",
+        siteId: "hq",
+        model: "VVX 450",
+        softwareVersion: "8.2.0.1234",
+        baseline: "8.2.0.1234",
+        status: "current",
+      },
+      {
+        deviceId: "dev-hq-2",
+        siteId: "hq",
+        model: "VVX 450",
+        softwareVersion: "6.4.6",
+        baseline: "8.2.0.1234",
+        status: "behind",
+      },
+      {
+        deviceId: "dev-branch",
+        siteId: "branch",
+        model: "Studio X50",
+        softwareVersion: "4.1.0",
+        status: "unknown",
+      },
+    ];
+    const devices = rows.filter((d) => who.sites === undefined || who.sites.includes(d.siteId));
+    const counts = { current: 0, behind: 0, ahead: 0, unknown: 0 };
+    for (const d of devices) counts[d.status]++;
+    return Promise.resolve({ catalogVersion: 7, counts, devices });
+  }
+
+  image(sha256: string): { path: string; length: number; fileName: string } | undefined {
+    this.calls.push({ method: "image", args: [sha256] });
+    return this.images.get(sha256);
+  }
+}
+
 export function reading(
   seq: number,
   deviceId: string,
@@ -232,6 +462,8 @@ export interface Harness {
   audit: FakeAuditLog;
   alerts: FakeAlertActions;
   sse: FakeSseHub;
+  /** The rollout service the server was given (see makeHarness's `rollouts` option). */
+  rollouts: FakeRolloutService;
   clock: ManualClock;
   /** Parsed log lines the server wrote. */
   logs: Record<string, unknown>[];
@@ -245,9 +477,13 @@ export interface Harness {
 
 /**
  * A server over the real in-memory state and metrics stores, seeded with two sites (hq, branch), one agent
- * and two devices each, three alerts, and tokens of every role (all sites, and scoped to hq).
+ * and two devices each, three alerts, and tokens of every role (all sites, and scoped to hq). With
+ * `rollouts: false` the server gets no rollout service (its routes are then not registered).
  */
-export async function makeHarness(config: Partial<ApiConfig> = {}): Promise<Harness> {
+export async function makeHarness(
+  config: Partial<ApiConfig> = {},
+  opts: { rollouts?: boolean } = {},
+): Promise<Harness> {
   const clock = new ManualClock();
   const store = new MemoryStateStore();
   const metrics = new MemoryMetricsStore({ clock });
@@ -255,6 +491,7 @@ export async function makeHarness(config: Partial<ApiConfig> = {}): Promise<Harn
   const audit = new FakeAuditLog(clock);
   const alerts = new FakeAlertActions(store, clock);
   const sse = new FakeSseHub();
+  const rollouts = new FakeRolloutService(clock);
   const chunks: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -300,6 +537,7 @@ export async function makeHarness(config: Partial<ApiConfig> = {}): Promise<Harn
     log,
     config: { rateLimitPerMinute: 10_000, ...config },
     health: () => ({ status: "ok", checks: { store: { ok: true } } }),
+    ...(opts.rollouts === false ? {} : { rollouts }),
   });
   await app.ready();
   const logs = () =>
@@ -315,6 +553,7 @@ export async function makeHarness(config: Partial<ApiConfig> = {}): Promise<Harn
     audit,
     alerts,
     sse,
+    rollouts,
     clock,
     get logs() {
       return logs();

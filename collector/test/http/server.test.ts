@@ -48,9 +48,29 @@ describe("OpenAPI", () => {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{id}",
+        "POST /api/v1/rollouts/preview",
+        "POST /api/v1/rollouts",
+        "GET /api/v1/rollouts",
+        "GET /api/v1/rollouts/{id}",
+        "GET /api/v1/rollouts/{id}/devices",
+        "POST /api/v1/rollouts/{id}/start",
+        "POST /api/v1/rollouts/{id}/pause",
+        "POST /api/v1/rollouts/{id}/resume",
+        "POST /api/v1/rollouts/{id}/cancel",
+        "POST /api/v1/rollouts/{id}/retry-failed",
+        "GET /api/v1/firmware/catalog",
+        "GET /api/v1/firmware/compliance",
+        "GET /api/v1/firmware/images/{sha256}",
         "GET /healthz",
       ].sort(),
     );
+    const image = (doc.paths["/api/v1/firmware/images/{sha256}"]?.get ?? {}) as {
+      security?: unknown;
+      tags?: string[];
+    };
+    expect(image.security).toEqual([]);
+    expect(image.tags).toEqual(["firmware"]);
+    expect(JSON.stringify(doc.paths["/api/v1/rollouts"]?.post?.requestBody)).toContain("concurrencyPerSite");
     // The shared zod schemas made it into the document.
     expect(JSON.stringify(doc.paths["/api/v1/silences"]?.post?.requestBody)).toContain("matchers");
     expect(doc.paths["/api/v1/devices"]?.get?.parameters?.map((p) => p.name)).toContain("q");

@@ -30,6 +30,7 @@ function deviceView(d: DeviceSim, detail: boolean): Record<string, unknown> {
     uptimeSec: Math.floor(d.uptimeSec()),
     inCall: d.inCall,
     updating: d.updating,
+    installs: d.installs,
     faults: [...d.faults],
   };
   if (detail) {

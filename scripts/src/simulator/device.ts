@@ -104,6 +104,8 @@ export class DeviceSim {
   /** Emits "trap" (SimTrap) and "rebooted". */
   readonly events = new EventEmitter();
   inCall = false;
+  /** Reboots into a firmware image (update installs), whatever came of them: tests count pushes with it. */
+  installs = 0;
   callStartedAt = 0;
   bootedAt: number;
   private downUntil = 0;
@@ -222,6 +224,7 @@ export class DeviceSim {
     this.bootGeneration++;
     this.inCall = false;
     if (firmware) {
+      this.installs++;
       if (this.faults.has("updateNeverReturns")) this.neverReturns = true;
       else if (!this.faults.has("updateBootsOldVersion")) this.pendingFirmware = { ...firmware };
     }

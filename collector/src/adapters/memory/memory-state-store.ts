@@ -10,6 +10,7 @@ import type {
   Silence,
   Site,
 } from "@polyfleet/shared";
+import { Rollout, RolloutDevice } from "@polyfleet/shared";
 import {
   applyReading,
   type DeviceState,
@@ -18,13 +19,17 @@ import {
   nextAgentRecord,
 } from "../../core/device-state.js";
 import { DEFAULT_MAX_AHEAD, type DedupState, dedupBatch, emptyDedupState } from "../../core/ingest-dedup.js";
-import type {
-  AlertFilter,
-  IngestBatch,
-  IngestResult,
-  Page,
-  StateStore,
-  StoredToken,
+import {
+  type AlertFilter,
+  FINISHED_ROLLOUT_STATES,
+  type IngestBatch,
+  type IngestResult,
+  type Page,
+  type RolloutChanges,
+  type RolloutDeviceFilter,
+  type RolloutFilter,
+  type StateStore,
+  type StoredToken,
 } from "../../ports/state-store.js";
 
 export interface MemoryStateStoreOptions {
@@ -57,6 +62,9 @@ export class MemoryStateStore implements StateStore {
   private readonly silences = new Map<string, Silence>();
   private readonly windows = new Map<string, MaintenanceWindow>();
   private readonly tokens = new Map<string, StoredToken>();
+  private readonly rollouts = new Map<string, Rollout>();
+  /** rolloutId → deviceId → record. */
+  private readonly rolloutDevices = new Map<string, Map<string, RolloutDevice>>();
 
   constructor(opts: MemoryStateStoreOptions = {}) {
     this.retention = opts.eventRetention ?? 100_000;
@@ -305,6 +313,107 @@ export class MemoryStateStore implements StateStore {
       if (t) t.lastUsedAt = at;
     });
   }
+
+  saveRolloutChanges(changes: RolloutChanges): Promise<void> {
+    return run(() => {
+      // Everything is checked before anything is applied: all or nothing, like the SQL transaction.
+      const { rollouts, devices } = prepareRolloutChanges(changes);
+      const batchIds = new Set(rollouts.map((r) => r.id));
+      for (const d of devices) {
+        if (!batchIds.has(d.rolloutId) && !this.rollouts.has(d.rolloutId)) throw unknownRollout(d);
+      }
+      for (const r of rollouts) this.rollouts.set(r.id, r);
+      for (const d of devices) {
+        let m = this.rolloutDevices.get(d.rolloutId);
+        if (!m) {
+          m = new Map();
+          this.rolloutDevices.set(d.rolloutId, m);
+        }
+        m.set(d.deviceId, d);
+      }
+    });
+  }
+
+  getRollout(id: string): Promise<Rollout | undefined> {
+    return run(() => {
+      const r = this.rollouts.get(id);
+      return r ? structuredClone(r) : undefined;
+    });
+  }
+
+  listRollouts(filter: RolloutFilter = {}): Promise<Rollout[]> {
+    return run(() =>
+      [...this.rollouts.values()]
+        .filter((r) => filter.state === undefined || r.state === filter.state)
+        .sort((a, b) => b.createdAt - a.createdAt || cmp(a.id, b.id))
+        .map((r) => structuredClone(r)),
+    );
+  }
+
+  listRolloutDevices(rolloutId: string, filter: RolloutDeviceFilter = {}): Promise<RolloutDevice[]> {
+    return run(() =>
+      [...(this.rolloutDevices.get(rolloutId)?.values() ?? [])]
+        .filter(
+          (d) =>
+            (filter.state === undefined || d.state === filter.state) &&
+            (filter.wave === undefined || d.wave === filter.wave),
+        )
+        .sort(byPlanOrder)
+        .map((d) => structuredClone(d)),
+    );
+  }
+
+  listActiveRolloutDevices(): Promise<RolloutDevice[]> {
+    return run(() => {
+      const ids = [...this.rollouts.values()]
+        .filter((r) => !FINISHED_ROLLOUT_STATES.includes(r.state))
+        .map((r) => r.id)
+        .sort(cmp);
+      return ids.flatMap((id) =>
+        [...(this.rolloutDevices.get(id)?.values() ?? [])].sort(byPlanOrder).map((d) => structuredClone(d)),
+      );
+    });
+  }
+}
+
+/**
+ * Validates a rollout write against the zod schemas and normalises it (the parsed records; the last record of
+ * a key wins). Throws on the first invalid record. Shared by every StateStore adapter.
+ */
+export function prepareRolloutChanges(changes: RolloutChanges): {
+  rollouts: Rollout[];
+  devices: RolloutDevice[];
+} {
+  const rollouts = new Map<string, Rollout>();
+  for (const r of changes.rollouts) {
+    const parsed = Rollout.safeParse(r);
+    if (!parsed.success) throw invalidRecord("rollout", r, parsed.error);
+    rollouts.set(parsed.data.id, parsed.data);
+  }
+  const devices = new Map<string, RolloutDevice>();
+  for (const d of changes.devices) {
+    const parsed = RolloutDevice.safeParse(d);
+    if (!parsed.success) throw invalidRecord("rollout device", d, parsed.error);
+    // The key is JSON so no separator character can make two different pairs collide.
+    devices.set(JSON.stringify([parsed.data.rolloutId, parsed.data.deviceId]), parsed.data);
+  }
+  return { rollouts: [...rollouts.values()], devices: [...devices.values()] };
+}
+
+function invalidRecord(what: string, rec: unknown, err: { issues: readonly unknown[] }): Error {
+  const id = typeof rec === "object" && rec !== null ? (rec as Record<string, unknown>) : {};
+  const name = [id.id, id.rolloutId, id.deviceId].filter((x) => typeof x === "string").join("/");
+  return new Error(`invalid ${what} ${name || "(no id)"}: ${JSON.stringify(err.issues)}`);
+}
+
+/** The error every adapter throws for a device of a rollout that is neither in the batch nor stored. */
+export function unknownRollout(d: Pick<RolloutDevice, "rolloutId" | "deviceId">): Error {
+  return new Error(`rollout device ${d.deviceId}: rollout ${d.rolloutId} does not exist`);
+}
+
+/** Plan order of a rollout's devices: `order`, then `deviceId`. */
+export function byPlanOrder(a: RolloutDevice, b: RolloutDevice): number {
+  return a.order - b.order || cmp(a.deviceId, b.deviceId);
 }
 
 /** The announced-lost range of an `outbox.dropped` event. */

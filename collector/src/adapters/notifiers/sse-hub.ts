@@ -4,6 +4,7 @@ import {
   type AlertNotification,
   type Clock,
   type Logger,
+  type RolloutNotification,
   SYSTEM_CLOCK,
   type TimerHandle,
 } from "@polyfleet/shared";
@@ -127,6 +128,26 @@ export class SseHub implements Notifier {
       if (this.visible(client, ev)) this.write(client, ev.frame);
     }
     this.metrics.inc(NOTIFIER_METRIC.sent, { notifier: this.name });
+  }
+
+  /**
+   * Streams a rollout transition as `event: rollout`. Rollouts may span sites, so only clients with every
+   * site in scope see them.
+   */
+  publishRollout(n: RolloutNotification): void {
+    if (this.stopped) return;
+    this.seq += 1;
+    const ev: SseEvent = {
+      id: this.seq,
+      siteId: undefined,
+      frame: `event: rollout\ndata: ${JSON.stringify(n)}\nid: ${this.seq}\n\n`,
+    };
+    this.buffer.push(ev);
+    if (this.buffer.length > this.replayBufferSize)
+      this.buffer.splice(0, this.buffer.length - this.replayBufferSize);
+    for (const client of [...this.connected]) {
+      if (this.visible(client, ev)) this.write(client, ev.frame);
+    }
   }
 
   notify(_n: AlertNotification, alerts: readonly Alert[]): Promise<void> {

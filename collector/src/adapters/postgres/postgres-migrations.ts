@@ -99,4 +99,31 @@ CREATE TABLE maintenance_windows (id TEXT COLLATE "C" PRIMARY KEY, body JSONB NO
 CREATE TABLE api_tokens (id TEXT COLLATE "C" PRIMARY KEY, hash TEXT NOT NULL UNIQUE, body JSONB NOT NULL);
 `,
   },
+  {
+    version: 2,
+    name: "rollouts",
+    // Bodies are the JSON text (not JSONB): read back byte for byte, and JSON's "\u0000" escape, which JSONB
+    // refuses, stays storable.
+    sql: `
+CREATE TABLE rollouts (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  state TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX rollouts_created ON rollouts (created_at DESC, id);
+CREATE INDEX rollouts_state ON rollouts (state, created_at DESC, id);
+
+CREATE TABLE rollout_devices (
+  rollout_id TEXT COLLATE "C" NOT NULL REFERENCES rollouts (id),
+  device_id TEXT COLLATE "C" NOT NULL,
+  wave BIGINT NOT NULL,
+  ord BIGINT NOT NULL,
+  state TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (rollout_id, device_id)
+);
+CREATE INDEX rollout_devices_order ON rollout_devices (rollout_id, ord, device_id);
+`,
+  },
 ];

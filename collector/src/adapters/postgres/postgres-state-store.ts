@@ -9,6 +9,7 @@ import type {
   Silence,
   Site,
 } from "@polyfleet/shared";
+import { Rollout, RolloutDevice } from "@polyfleet/shared";
 import pg from "pg";
 import { applyReading, type DeviceState, newestPerDevice, nextAgentRecord } from "../../core/device-state.js";
 import {
@@ -17,19 +18,24 @@ import {
   parseDedupState,
   serializeDedupState,
 } from "../../core/ingest-dedup.js";
-import type {
-  AlertFilter,
-  IngestBatch,
-  IngestResult,
-  Page,
-  StateStore,
-  StoredToken,
+import {
+  type AlertFilter,
+  FINISHED_ROLLOUT_STATES,
+  type IngestBatch,
+  type IngestResult,
+  type Page,
+  type RolloutChanges,
+  type RolloutDeviceFilter,
+  type RolloutFilter,
+  type StateStore,
+  type StoredToken,
 } from "../../ports/state-store.js";
 import {
   batchTs,
   decodeCursor,
   dropRange,
   encodeCursor,
+  prepareRolloutChanges,
   type StoredEvent,
 } from "../memory/memory-state-store.js";
 import { PG_MIGRATIONS } from "./postgres-migrations.js";
@@ -146,6 +152,28 @@ const INSERT_EVENTS = `
 INSERT INTO events (agent_id, seq, type, device_id, ts, body)
 SELECT $1, e.seq, e.type, e.device_id, e.ts, e.body
 FROM jsonb_to_recordset($2::jsonb) AS e(seq bigint, type text, device_id text, ts bigint, body jsonb)`;
+
+/** Rows per rollout upsert statement (bounds the size of one statement's parameters). */
+const ROLLOUT_CHUNK = 5000;
+/** PostgreSQL's foreign_key_violation. */
+const FK_VIOLATION = "23503";
+
+// Two JSON text parameters per statement, zipped by position (ROWS FROM): the key columns as tuples, and the
+// bodies, taken as their exact text (`b::text`). pg's array-literal encoding of thousands of bodies (unnest of
+// text[]) costs ~30 µs of collector CPU per row, this ~1 µs. The bodies are never looked into with `->>`:
+// PostgreSQL refuses to de-escape JSON's "\u0000" there, while `json_array_elements` keeps it verbatim.
+const UPSERT_ROLLOUTS = `
+INSERT INTO rollouts (id, state, created_at, body)
+SELECT t.k->>0, t.k->>1, (t.k->>2)::bigint, t.b::text
+FROM ROWS FROM (json_array_elements($1::json), json_array_elements($2::json)) AS t(k, b)
+ON CONFLICT (id) DO UPDATE SET state = excluded.state, created_at = excluded.created_at, body = excluded.body`;
+
+const UPSERT_ROLLOUT_DEVICES = `
+INSERT INTO rollout_devices (rollout_id, device_id, wave, ord, state, body)
+SELECT t.k->>0, t.k->>1, (t.k->>2)::bigint, (t.k->>3)::bigint, t.k->>4, t.b::text
+FROM ROWS FROM (json_array_elements($1::json), json_array_elements($2::json)) AS t(k, b)
+ON CONFLICT (rollout_id, device_id) DO UPDATE SET wave = excluded.wave, ord = excluded.ord,
+  state = excluded.state, body = excluded.body`;
 
 /**
  * StateStore on PostgreSQL (pg Pool). Versioned migrations in `schema_migrations`, applied under an advisory
@@ -507,6 +535,71 @@ export class PostgresStateStore implements StateStore {
       "UPDATE api_tokens SET body = jsonb_set(body, '{lastUsedAt}', to_jsonb($2::bigint)) WHERE id = $1",
       [id, at],
     );
+  }
+
+  /** One transaction; rollouts and devices are each written with one upsert statement per 5,000 rows. */
+  async saveRolloutChanges(changes: RolloutChanges): Promise<void> {
+    const { rollouts, devices } = prepareRolloutChanges(changes);
+    if (rollouts.length === 0 && devices.length === 0) return;
+    const bodies = (part: readonly unknown[]) => `[${part.map((x) => JSON.stringify(x)).join(",")}]`;
+    try {
+      await this.tx(async (c) => {
+        for (let i = 0; i < rollouts.length; i += ROLLOUT_CHUNK) {
+          const part = rollouts.slice(i, i + ROLLOUT_CHUNK);
+          const keys = JSON.stringify(part.map((r) => [r.id, r.state, r.createdAt]));
+          await c.query(UPSERT_ROLLOUTS, [keys, bodies(part)]);
+        }
+        for (let i = 0; i < devices.length; i += ROLLOUT_CHUNK) {
+          const part = devices.slice(i, i + ROLLOUT_CHUNK);
+          const keys = JSON.stringify(part.map((d) => [d.rolloutId, d.deviceId, d.wave, d.order, d.state]));
+          await c.query(UPSERT_ROLLOUT_DEVICES, [keys, bodies(part)]);
+        }
+      });
+    } catch (err) {
+      if ((err as { code?: unknown }).code === FK_VIOLATION) {
+        throw new Error("a rollout device refers to a rollout that does not exist; nothing stored", {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  async getRollout(id: string): Promise<Rollout | undefined> {
+    const { rows } = await this.db().query<{ body: string }>("SELECT body FROM rollouts WHERE id = $1", [id]);
+    const r = rows[0];
+    return r ? Rollout.parse(JSON.parse(r.body)) : undefined;
+  }
+
+  async listRollouts(filter: RolloutFilter = {}): Promise<Rollout[]> {
+    const w = new Where();
+    w.eq("state", filter.state);
+    const { rows } = await this.db().query<{ body: string }>(
+      `SELECT body FROM rollouts WHERE ${w.sql()} ORDER BY created_at DESC, id`,
+      w.params,
+    );
+    return rows.map((r) => Rollout.parse(JSON.parse(r.body)));
+  }
+
+  async listRolloutDevices(rolloutId: string, filter: RolloutDeviceFilter = {}): Promise<RolloutDevice[]> {
+    const w = new Where();
+    w.eq("rollout_id", rolloutId);
+    w.eq("state", filter.state);
+    if (filter.wave !== undefined) w.add(`wave = ${w.param(filter.wave)}`);
+    const { rows } = await this.db().query<{ body: string }>(
+      `SELECT body FROM rollout_devices WHERE ${w.sql()} ORDER BY ord, device_id`,
+      w.params,
+    );
+    return rows.map((r) => RolloutDevice.parse(JSON.parse(r.body)));
+  }
+
+  async listActiveRolloutDevices(): Promise<RolloutDevice[]> {
+    const { rows } = await this.db().query<{ body: string }>(
+      `SELECT d.body FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
+       WHERE r.state <> ALL($1::text[]) ORDER BY d.rollout_id, d.ord, d.device_id`,
+      [FINISHED_ROLLOUT_STATES],
+    );
+    return rows.map((r) => RolloutDevice.parse(JSON.parse(r.body)));
   }
 
   private async putDoc(table: string, id: string, doc: unknown): Promise<void> {

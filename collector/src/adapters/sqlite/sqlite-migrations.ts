@@ -97,4 +97,29 @@ CREATE TABLE maintenance_windows (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE api_tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 `,
   },
+  {
+    version: 2,
+    name: "rollouts",
+    sql: `
+CREATE TABLE rollouts (
+  id TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX rollouts_created ON rollouts (created_at DESC, id);
+CREATE INDEX rollouts_state ON rollouts (state, created_at DESC, id);
+
+CREATE TABLE rollout_devices (
+  rollout_id TEXT NOT NULL REFERENCES rollouts (id),
+  device_id TEXT NOT NULL,
+  wave INTEGER NOT NULL,
+  ord INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (rollout_id, device_id)
+);
+CREATE INDEX rollout_devices_order ON rollout_devices (rollout_id, ord, device_id);
+`,
+  },
 ];

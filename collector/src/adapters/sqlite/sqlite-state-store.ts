@@ -9,6 +9,7 @@ import type {
   Silence,
   Site,
 } from "@polyfleet/shared";
+import { Rollout, RolloutDevice } from "@polyfleet/shared";
 import Database from "better-sqlite3";
 import {
   applyReading,
@@ -24,19 +25,24 @@ import {
   parseDedupState,
   serializeDedupState,
 } from "../../core/ingest-dedup.js";
-import type {
-  AlertFilter,
-  IngestBatch,
-  IngestResult,
-  Page,
-  StateStore,
-  StoredToken,
+import {
+  type AlertFilter,
+  FINISHED_ROLLOUT_STATES,
+  type IngestBatch,
+  type IngestResult,
+  type Page,
+  type RolloutChanges,
+  type RolloutDeviceFilter,
+  type RolloutFilter,
+  type StateStore,
+  type StoredToken,
 } from "../../ports/state-store.js";
 import {
   batchTs,
   decodeCursor,
   dropRange,
   encodeCursor,
+  prepareRolloutChanges,
   type StoredEvent,
 } from "../memory/memory-state-store.js";
 import { SQLITE_MIGRATIONS } from "./sqlite-migrations.js";
@@ -138,6 +144,8 @@ interface Statements {
   hotDevice: Stmt;
   insertEvent: Stmt;
   pruneEvents: Stmt;
+  upsertRollout: Stmt;
+  upsertRolloutDevice: Stmt;
 }
 
 /**
@@ -583,6 +591,83 @@ export class SqliteStateStore implements StateStore {
     });
   }
 
+  saveRolloutChanges(changes: RolloutChanges): Promise<void> {
+    return run(() => {
+      const { rollouts, devices } = prepareRolloutChanges(changes);
+      const db = this.conn();
+      const st = this.stmts();
+      try {
+        db.transaction(() => {
+          for (const r of rollouts) st.upsertRollout.run(r.id, r.state, r.createdAt, JSON.stringify(r));
+          for (const d of devices) {
+            st.upsertRolloutDevice.run(d.rolloutId, d.deviceId, d.wave, d.order, d.state, JSON.stringify(d));
+          }
+        })();
+      } catch (err) {
+        if ((err as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+          throw new Error("a rollout device refers to a rollout that does not exist; nothing stored", {
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    });
+  }
+
+  getRollout(id: string): Promise<Rollout | undefined> {
+    return run(() => {
+      const r = this.conn().prepare("SELECT body FROM rollouts WHERE id = ?").get(id) as
+        | { body: string }
+        | undefined;
+      return r ? Rollout.parse(JSON.parse(r.body)) : undefined;
+    });
+  }
+
+  listRollouts(filter: RolloutFilter = {}): Promise<Rollout[]> {
+    return run(() => {
+      const rows = (
+        filter.state === undefined
+          ? this.conn().prepare("SELECT body FROM rollouts ORDER BY created_at DESC, id").all()
+          : this.conn()
+              .prepare("SELECT body FROM rollouts WHERE state = ? ORDER BY created_at DESC, id")
+              .all(filter.state)
+      ) as { body: string }[];
+      return rows.map((r) => Rollout.parse(JSON.parse(r.body)));
+    });
+  }
+
+  listRolloutDevices(rolloutId: string, filter: RolloutDeviceFilter = {}): Promise<RolloutDevice[]> {
+    return run(() => {
+      const where = ["rollout_id = ?"];
+      const params: unknown[] = [rolloutId];
+      if (filter.state !== undefined) {
+        where.push("state = ?");
+        params.push(filter.state);
+      }
+      if (filter.wave !== undefined) {
+        where.push("wave = ?");
+        params.push(filter.wave);
+      }
+      const rows = this.conn()
+        .prepare(`SELECT body FROM rollout_devices WHERE ${where.join(" AND ")} ORDER BY ord, device_id`)
+        .all(...params) as { body: string }[];
+      return rows.map((r) => RolloutDevice.parse(JSON.parse(r.body)));
+    });
+  }
+
+  listActiveRolloutDevices(): Promise<RolloutDevice[]> {
+    return run(() => {
+      const finished = FINISHED_ROLLOUT_STATES.map(() => "?").join(", ");
+      const rows = this.conn()
+        .prepare(
+          `SELECT d.body FROM rollout_devices d JOIN rollouts r ON r.id = d.rollout_id
+           WHERE r.state NOT IN (${finished}) ORDER BY d.rollout_id, d.ord, d.device_id`,
+        )
+        .all(...FINISHED_ROLLOUT_STATES) as { body: string }[];
+      return rows.map((r) => RolloutDevice.parse(JSON.parse(r.body)));
+    });
+  }
+
   private putDoc(table: string, id: string, doc: unknown): Promise<void> {
     return run(() => {
       this.conn()
@@ -649,6 +734,16 @@ export class SqliteStateStore implements StateStore {
         "INSERT INTO events (agent_id, seq, type, device_id, ts, body) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       pruneEvents: db.prepare("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?"),
+      upsertRollout: db.prepare(
+        `INSERT INTO rollouts (id, state, created_at, body) VALUES (?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, created_at = excluded.created_at,
+           body = excluded.body`,
+      ),
+      upsertRolloutDevice: db.prepare(
+        `INSERT INTO rollout_devices (rollout_id, device_id, wave, ord, state, body) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (rollout_id, device_id) DO UPDATE SET wave = excluded.wave, ord = excluded.ord,
+           state = excluded.state, body = excluded.body`,
+      ),
     };
   }
 }

@@ -5,7 +5,12 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { SQLITE_MIGRATIONS } from "../../../src/adapters/sqlite/sqlite-migrations.js";
 import { SqliteStateStore } from "../../../src/adapters/sqlite/sqlite-state-store.js";
-import { describeStateStoreContract, reading } from "../../contracts/state-store.contract.js";
+import {
+  describeStateStoreContract,
+  reading,
+  rollout,
+  rolloutDevice,
+} from "../../contracts/state-store.contract.js";
 
 describeStateStoreContract("sqlite (temp file)", async () => {
   const dir = await mkdtemp(join(tmpdir(), "polyfleet-state-"));
@@ -38,6 +43,32 @@ describe("SqliteStateStore specifics", () => {
         n: SQLITE_MIGRATIONS.length,
       });
       db.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("upgrades a database created by an older version (rollout tables added, data kept)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "polyfleet-state-"));
+    const path = join(dir, "state.db");
+    try {
+      const first = SQLITE_MIGRATIONS[0]!;
+      const db = new Database(path);
+      db.exec(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+      );
+      db.exec(first.sql);
+      db.prepare("INSERT INTO schema_migrations VALUES (?, ?, ?)").run(first.version, first.name, 1);
+      db.prepare("INSERT INTO silences (id, body) VALUES (?, ?)").run("s1", JSON.stringify({ id: "s1" }));
+      db.close();
+      const s = new SqliteStateStore({ path });
+      await s.migrate();
+      expect(s.schemaVersions()).toEqual(SQLITE_MIGRATIONS.map((m) => m.version));
+      expect((await s.listSilences()).map((x) => x.id)).toEqual(["s1"]);
+      const r = rollout("ro-upgrade");
+      await s.saveRolloutChanges({ rollouts: [r], devices: [rolloutDevice(r.id, 0)] });
+      expect(await s.getRollout(r.id)).toStrictEqual(r);
+      await s.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
