@@ -93,12 +93,17 @@ function readingJson(agentId: string, siteId: string, seq: number, d: Dev): stri
   });
 }
 
+/** Messages an agent keeps published and unacknowledged, at most (the broker queues 1,000 per client). */
+const WINDOW = 40;
+
 const PHASES = ["accepted", "downloading", "staged", "installing", "rebooting", "verifying", "succeeded"];
 
 /** A stand-in agent: birth, readings, and an instant answer to every firmwareUpdate command. */
 class FastAgent {
   private client: MqttClient | undefined;
   private seq = 0;
+  private acked = 0;
+  private waiters: (() => void)[] = [];
   readonly devices = new Map<string, Dev>();
   commands = 0;
   invalid = 0;
@@ -123,8 +128,12 @@ class FastAgent {
       client.once("connect", () => resolve());
     });
     (client.stream as unknown as Partial<Pick<Socket, "setNoDelay">>).setNoDelay?.(true);
-    client.on("message", (_t, payload) => this.onCommand(payload));
-    await client.subscribeAsync(topicFor("cmd", p), { qos: 1 });
+    const ackTopic = topicFor("ack", p);
+    client.on("message", (t, payload) => {
+      if (t === ackTopic) this.onAck(payload);
+      else this.onCommand(payload);
+    });
+    await client.subscribeAsync([topicFor("cmd", p), ackTopic], { qos: 1 });
     await client.publishAsync(
       topicFor("state", p),
       JSON.stringify({
@@ -142,13 +151,29 @@ class FastAgent {
     );
   }
 
+  private onAck(payload: Buffer): void {
+    const seq = (JSON.parse(payload.toString()) as { seq?: number }).seq ?? 0;
+    if (seq > this.acked) this.acked = seq;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /**
+   * Like the real agent's outbox window: at most WINDOW messages published and not yet acknowledged, so the
+   * broker never has to queue (and, past its max_queued_messages, drop) a burst for the collector.
+   */
+  private async nextSeq(): Promise<number> {
+    while (this.seq - this.acked >= WINDOW) await new Promise<void>((r) => this.waiters.push(r));
+    return ++this.seq;
+  }
+
   /** One batch of readings of every device (inventory). */
   async publishInventory(): Promise<void> {
-    const items = [...this.devices.values()].map((d) =>
-      readingJson(this.agentId, this.siteId, ++this.seq, d),
-    );
-    for (let i = 0; i < items.length; i += 500) {
-      const batch = `{"v":1,"kind":"batch","agentId":"${this.agentId}","siteId":"${this.siteId}","items":[${items.slice(i, i + 500).join(",")}]}`;
+    const devices = [...this.devices.values()];
+    for (let i = 0; i < devices.length; i += 20) {
+      const items: string[] = [];
+      for (const d of devices.slice(i, i + 20))
+        items.push(readingJson(this.agentId, this.siteId, await this.nextSeq(), d));
+      const batch = `{"v":1,"kind":"batch","agentId":"${this.agentId}","siteId":"${this.siteId}","items":[${items.join(",")}]}`;
       await this.publish("telemetry", batch);
     }
   }
@@ -161,7 +186,7 @@ class FastAgent {
         v: 1,
         agentId: this.agentId,
         siteId: this.siteId,
-        seq: ++this.seq,
+        seq: await this.nextSeq(),
         ts: Date.now(),
         type: "update.progress",
         deviceId: d.id,
@@ -173,7 +198,7 @@ class FastAgent {
       };
       sends.push(this.publish("events", JSON.stringify(e)));
     }
-    sends.push(this.publish("telemetry", readingJson(this.agentId, this.siteId, ++this.seq, to)));
+    sends.push(this.publish("telemetry", readingJson(this.agentId, this.siteId, await this.nextSeq(), to)));
     await Promise.all(sends);
   }
 
@@ -243,7 +268,12 @@ async function startCollector(
       http: { host: "127.0.0.1", port: 0 },
       api: { rateLimitPerMinute: 100_000, bootstrapToken: token },
       audit: { keyFile: join(stateDir, "audit-key.pem") },
-      firmware: { ...firmware, tickMs: 100 },
+      firmware: {
+        rootFile: firmware.rootFile,
+        catalogFile: firmware.catalogFile,
+        imagesDir: firmware.imagesDir,
+        tickMs: 100,
+      },
     }),
   );
   const child = spawn(process.execPath, [collectorMain, "--config", configFile], {
