@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse, stringify } from "yaml";
 import { runSimulator } from "./simulator/cli.js";
+import { simBaselineReleases, writeSignedCatalog } from "./testing/firmware.js";
 import { freeTcpPort, freeUdpPort, waitFor } from "./testing/free-port.js";
 
 /**
@@ -37,6 +38,13 @@ const token =
     : `pf_${randomBytes(24).toString("base64url")}`);
 writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
 
+// A demo firmware catalog for the simulated models (one newer release each, the baseline), signed 2-of-3 by
+// throw-away keys, so a rollout can be tried from the dashboard. Made once; a real one comes from
+// `polyfleet-catalog`.
+const firmwareDir = resolve(dir, "demo-firmware");
+if (!existsSync(resolve(firmwareDir, "catalog.json")))
+  writeSignedCatalog(firmwareDir, { releases: simBaselineReleases().map((r) => ({ ...r, bytes: 256 * 1024 })) });
+
 writeFileSync(
   resolve(dir, "collector.yaml"),
   stringify({
@@ -45,6 +53,11 @@ writeFileSync(
     metrics: { type: "embedded", retentionMinutes: 360 },
     http: { host: "127.0.0.1", port: apiPort },
     api: { bootstrapToken: { env: "POLYFLEET_ADMIN_TOKEN" } },
+    firmware: {
+      rootFile: resolve(firmwareDir, "root.json"),
+      catalogFile: resolve(firmwareDir, "catalog.json"),
+      imagesDir: resolve(firmwareDir, "images"),
+    },
   }),
 );
 
@@ -139,9 +152,16 @@ const agentFile = resolve(dir, "agent.yaml");
 const agentCfg = parse(readFileSync(agentFile, "utf8")) as {
   http: { port: number };
   outbox: { dir: string };
+  provisioning?: Record<string, unknown>;
 };
 agentCfg.http.port = agentOpsPort;
 agentCfg.outbox.dir = resolve(dir, "agent-outbox");
+agentCfg.provisioning = {
+  ...agentCfg.provisioning,
+  host: "127.0.0.1",
+  port: await preferredPort(8085),
+  dir: resolve(dir, "agent-firmware"),
+};
 writeFileSync(agentFile, stringify(agentCfg), { mode: 0o600 });
 launch("agent", "agent/dist/main.js", ["--config", agentFile, "--log-level", "warn"]);
 
@@ -153,4 +173,6 @@ console.log(`polyfleet is running (Ctrl-C stops everything)
   simulated fleet   24 devices on 127.0.10.1-24, control API ${sim?.control}
   faults            one device not answering, one camera down, one SIP line unregistered, one high CPU:
                     alerts appear on the dashboard within a minute
+  firmware          demo catalog (${firmwareDir}): one newer release per simulated model; try a
+                    rollout from the dashboard's Rollouts view
   state             ${dir}`);

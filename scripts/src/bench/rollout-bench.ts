@@ -104,6 +104,7 @@ class FastAgent {
   private seq = 0;
   private acked = 0;
   private waiters: (() => void)[] = [];
+  private work: Promise<void> = Promise.resolve();
   readonly devices = new Map<string, Dev>();
   commands = 0;
   invalid = 0;
@@ -213,22 +214,26 @@ class FastAgent {
     const body = r.value.body;
     const d = this.devices.get(body.deviceId);
     if (!d) return;
-    void this.publish(
-      "cmdResult",
-      JSON.stringify({
-        v: 1,
-        agentId: this.agentId,
-        commandId: cmd.commandId,
-        status: "ok",
-        ts: Date.now(),
-        durationMs: 1,
-        data: { accepted: true },
-      }),
-    );
     const [version, build] = body.targetVersion.split("-");
     const to: Dev = { ...d, version: version ?? d.version, build };
     this.devices.set(d.id, to);
-    void this.updateMessages(d, cmd.commandId, body.rolloutId ?? "", body.targetVersion, to);
+    // One command at a time per agent: its result, then its events through the ack window. Bursts of
+    // results beside the window would overflow the broker's queue towards the collector (1,000 messages).
+    this.work = this.work.then(async () => {
+      await this.publish(
+        "cmdResult",
+        JSON.stringify({
+          v: 1,
+          agentId: this.agentId,
+          commandId: cmd.commandId,
+          status: "ok",
+          ts: Date.now(),
+          durationMs: 1,
+          data: { accepted: true },
+        }),
+      );
+      await this.updateMessages(d, cmd.commandId, body.rolloutId ?? "", body.targetVersion, to);
+    });
   }
 
   private publish(key: "telemetry" | "events" | "cmdResult", payload: string): Promise<void> {
