@@ -1,6 +1,8 @@
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type { AgentConfig, Logger } from "@polyfleet/shared";
 import { createDeviceCommandHandlers } from "./adapters/commands/device-commands.js";
+import { createFirmwareUpdateHandlers } from "./adapters/commands/firmware-update.js";
 import { type DiscoveredDevice, Discovery } from "./adapters/discovery/discovery.js";
 import { PolyUcsDriver } from "./adapters/drivers/poly-ucs.js";
 import { PolyVideoOsDriver } from "./adapters/drivers/poly-videoos.js";
@@ -9,12 +11,25 @@ import { UndiciHttpsClient } from "./adapters/http/https-client.js";
 import { MqttAgentLink, type MqttLinkBroker } from "./adapters/mqtt/mqtt-agent-link.js";
 import { OpsServer } from "./adapters/ops/ops-server.js";
 import { SqliteOutbox } from "./adapters/outbox/sqlite-outbox.js";
+import {
+  PROVISIONING_REQUESTS_TOTAL,
+  ProvisioningServer,
+} from "./adapters/provisioning/provisioning-server.js";
 import { type ScheduledDevice, Scheduler } from "./adapters/scheduler/scheduler.js";
 import { NetSnmpClient } from "./adapters/snmp/net-snmp-client.js";
 import { SnmpTrapReceiver } from "./adapters/snmp/trap-receiver.js";
 import { createNetworkToolHandlers } from "./adapters/tools/index.js";
+import type { DownloadOptions } from "./adapters/update/image-download.js";
+import { FileImageStore, IMAGE_CACHE_COUNT, IMAGE_DOWNLOADS_TOTAL } from "./adapters/update/image-store.js";
+import { SqliteUpdateJournal } from "./adapters/update/update-journal.js";
 import { CommandRunner } from "./core/command-runner.js";
 import { PromRegistry } from "./core/prom-registry.js";
+import {
+  UPDATES_RUNNING,
+  UPDATES_TOTAL,
+  UpdateManager,
+  type UpdateManagerOptions,
+} from "./core/update-manager.js";
 import type { Clock } from "./ports/clock.js";
 import type { ResolvedCredential } from "./ports/credentials.js";
 import type { DeviceDriver, DeviceTarget, DriverName, ReadingBody } from "./ports/driver.js";
@@ -36,6 +51,7 @@ export const AGENT_CAPABILITIES = [
   "cmd:snmpWalk",
   "cmd:rediscover",
   "cmd:reboot",
+  "cmd:firmwareUpdate",
 ];
 
 /** Everything main.ts has already read from files and the environment. */
@@ -50,6 +66,10 @@ export interface AgentInputs {
   clock: Clock;
   /** Where the discovery progress bar goes on a terminal. */
   progressOut?: { isTTY?: boolean; write(chunk: string): unknown };
+  /** Firmware update tuning (tests shorten the watch period and the download backoff). */
+  updates?: UpdateManagerOptions & {
+    download?: Pick<DownloadOptions, "maxAttempts" | "backoffMs" | "maxBackoffMs" | "idleTimeoutMs" | "ca">;
+  };
 }
 
 export interface Agent {
@@ -58,6 +78,8 @@ export interface Agent {
   readonly metrics: PromRegistry;
   /** URL of /healthz and /metrics, once started. */
   readonly opsUrl: string | undefined;
+  /** Advertised URL of the site provisioning server, once started (undefined when it could not start). */
+  readonly provisioningUrl: string | undefined;
 }
 
 /** Device id from a reading's identity: the MAC when known (stable across addresses), else `ip-<address>`. */
@@ -222,6 +244,44 @@ export function buildAgent(inputs: AgentInputs): Agent {
     };
   };
 
+  // Firmware updates: journal + image cache under provisioning.dir, the site provisioning server, the manager.
+  // They are optional for the agent's main job: when they cannot start (port taken, directory locked by
+  // another agent) the agent runs on and refuses firmwareUpdate commands, saying why.
+  const updateLog = log.child({ component: "updates" });
+  const journal = new SqliteUpdateJournal(config.provisioning.dir);
+  const images = new FileImageStore({
+    dir: join(config.provisioning.dir, "images"),
+    maxCached: config.provisioning.maxCachedImages,
+    metrics,
+    log: log.child({ component: "images" }),
+    ...(inputs.updates?.download ? { download: inputs.updates.download } : {}),
+  });
+  const provisioning = new ProvisioningServer({
+    host: config.provisioning.host,
+    port: config.provisioning.port,
+    advertisedUrl: config.provisioning.advertisedUrl,
+    images,
+    clock,
+    metrics,
+    log: log.child({ component: "provisioning" }),
+  });
+  const updates = new UpdateManager(
+    {
+      journal,
+      images,
+      provisioning,
+      drivers,
+      device: (id) => scheduled(id),
+      sink,
+      clock,
+      metrics,
+      log: updateLog,
+    },
+    inputs.updates ?? {},
+  );
+  let updatesUnavailable: string | undefined = "the agent is not started";
+  let journalOpen = false;
+
   const runner = new CommandRunner({
     agentId: config.agentId,
     clock,
@@ -237,6 +297,10 @@ export function buildAgent(inputs: AgentInputs): Agent {
         credential: (name) => credentials.get(name),
         rediscover,
         snmpPort: config.discovery.snmpPorts[0] ?? 161,
+      }),
+      ...createFirmwareUpdateHandlers({
+        accept: (body, commandId) => updates.accept(body, commandId),
+        unavailable: () => updatesUnavailable,
       }),
     },
   });
@@ -273,6 +337,8 @@ export function buildAgent(inputs: AgentInputs): Agent {
         droppedTotal: outbox.droppedTotal(),
         devices: sched.size,
         pollsInFlight: sched.inFlight,
+        updatesRunning: updates.running,
+        provisioning: provisioning.url ?? null,
       }),
     },
     config.http.host,
@@ -314,6 +380,9 @@ export function buildAgent(inputs: AgentInputs): Agent {
     get opsUrl() {
       return opsUrl;
     },
+    get provisioningUrl() {
+      return provisioning.url;
+    },
     async start() {
       outbox.open();
       for (const d of config.devices) {
@@ -334,6 +403,19 @@ export function buildAgent(inputs: AgentInputs): Agent {
       }
       opsUrl = await ops.start();
       if (traps) await traps.start();
+      try {
+        journal.open();
+        journalOpen = true;
+        images.open();
+        const url = await provisioning.start();
+        updates.start();
+        updatesUnavailable = undefined;
+        updateLog.info({ provisioning: url }, "site provisioning server listening");
+      } catch (err) {
+        updatesUnavailable =
+          err instanceof Error ? err.message : "the provisioning server or update journal could not start";
+        updateLog.error({ err }, "firmware updates unavailable on this agent");
+      }
       link.onCommandPayload((payload) => {
         void runner.handleRaw(payload);
       });
@@ -354,6 +436,10 @@ export function buildAgent(inputs: AgentInputs): Agent {
       discoveryAbort.abort();
       await sched.stop();
       runner.stop();
+      updatesUnavailable = "the agent is stopping";
+      await updates.stop();
+      await provisioning.stop();
+      if (journalOpen) journal.close();
       await link.stop();
       if (traps) await traps.stop();
       for (const d of Object.values(drivers)) await d.close();
@@ -391,4 +477,13 @@ function describeMetrics(m: PromRegistry): void {
     "Outbox entries dropped (oldest first) because it was full",
   );
   m.describe("polyfleet_agent_mqtt_reconnects_total", "counter", "MQTT reconnects");
+  m.describe(UPDATES_TOTAL, "counter", "Firmware updates ended, by result and error code");
+  m.describe(UPDATES_RUNNING, "gauge", "Firmware updates running on this agent");
+  m.describe(
+    PROVISIONING_REQUESTS_TOTAL,
+    "counter",
+    "Requests to the site provisioning server by kind (cfg, manifest, image, other) and status",
+  );
+  m.describe(IMAGE_DOWNLOADS_TOTAL, "counter", "Firmware image downloads from the collector by result");
+  m.describe(IMAGE_CACHE_COUNT, "gauge", "Verified firmware images in the agent's cache");
 }

@@ -103,6 +103,29 @@ export function resolveBroker(config: AgentConfig, file: string, sources: Secret
   };
 }
 
+/** `provisioning.advertisedUrl`, when set, must be an http(s) URL without query: devices resolve paths against it. */
+export function checkProvisioning(config: AgentConfig, file: string): void {
+  const url = config.provisioning.advertisedUrl;
+  if (url === undefined) return;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !parsed ||
+    (parsed.protocol !== "http:" && parsed.protocol !== "https:") ||
+    parsed.search ||
+    parsed.hash
+  ) {
+    throw new PolyfleetError(
+      "POLYFLEET_ERR_CONFIG_INVALID",
+      `${file}: provisioning.advertisedUrl must be an http:// or https:// URL without query, got ${JSON.stringify(url)}`,
+    );
+  }
+}
+
 /** Entry point of `polyfleet-agent`. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   let values: {
@@ -158,6 +181,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   let broker: MqttLinkBroker;
   try {
     config = loadAgentConfig(values.config);
+    checkProvisioning(config, values.config);
     credentials = resolveCredentials(config, values.config, PROCESS_SECRETS);
     broker = resolveBroker(config, values.config, PROCESS_SECRETS);
   } catch (err) {

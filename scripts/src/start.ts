@@ -43,7 +43,9 @@ writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
 // `polyfleet-catalog`.
 const firmwareDir = resolve(dir, "demo-firmware");
 if (!existsSync(resolve(firmwareDir, "catalog.json")))
-  writeSignedCatalog(firmwareDir, { releases: simBaselineReleases().map((r) => ({ ...r, bytes: 256 * 1024 })) });
+  writeSignedCatalog(firmwareDir, {
+    releases: simBaselineReleases().map((r) => ({ ...r, bytes: 256 * 1024 })),
+  });
 
 writeFileSync(
   resolve(dir, "collector.yaml"),

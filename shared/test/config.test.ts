@@ -207,7 +207,13 @@ describe("parseConfigText: agent.yaml", () => {
         missesBeforeUnreachable: 3,
       },
       outbox: { dir: "./.polyfleet/outbox", maxEntries: 1_000_000, batchSize: 100 },
-      provisioning: { host: "0.0.0.0", port: 8085, dir: "./.polyfleet/firmware", maxCachedImages: 8 },
+      provisioning: {
+        host: "0.0.0.0",
+        port: 8085,
+        dir: "./.polyfleet/firmware",
+        maxCachedImages: 8,
+        watchIntervalMs: 5000,
+      },
       traps: { enabled: true, host: "0.0.0.0", port: 162 },
       http: { host: "127.0.0.1", port: 9465 },
     });

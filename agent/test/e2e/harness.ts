@@ -146,6 +146,8 @@ export async function startE2eFleet(o: E2eFleetOptions): Promise<E2eFleet> {
     config.http = { ...config.http, host: "127.0.0.1", port: httpPort };
     config.traps = { ...config.traps, host: "127.0.0.1", port: trapPort };
     config.polling = { ...config.polling, intervalSec: o.pollIntervalSec };
+    // The site provisioning server on a free loopback port, its journal and images in the test's dir.
+    config.provisioning = { host: "127.0.0.1", port: 0, dir: join(dir, "firmware") };
     o.edit?.(config);
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     return {

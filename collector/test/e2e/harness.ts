@@ -354,6 +354,8 @@ export interface FleetOptions {
   pollIntervalSec: number;
   /** Merged into the agent config's `polling` (missesBeforeUnreachable, timeoutMs, jitterPct…). */
   polling?: Record<string, unknown>;
+  /** Merged into the agent config's `provisioning` (watchIntervalMs…). */
+  provisioning?: Record<string, unknown>;
   simArgs?: string[];
 }
 
@@ -421,7 +423,12 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     config.http = { host: "127.0.0.1", port: httpPort };
     config.traps = { ...config.traps, host: "127.0.0.1", port: trapPort };
     config.polling = { ...config.polling, intervalSec: o.pollIntervalSec, ...(o.polling ?? {}) };
-    config.provisioning = { host: "127.0.0.1", port: 0, dir: join(dir, "firmware") };
+    config.provisioning = {
+      host: "127.0.0.1",
+      port: 0,
+      dir: join(dir, "firmware"),
+      ...(o.provisioning ?? {}),
+    };
     await writeFile(configFile, stringify(config), { mode: 0o600 });
     return {
       manifest,

@@ -110,8 +110,16 @@ export const AgentConfig = z.strictObject({
       dir: z.string().min(1).default("./.polyfleet/firmware"),
       /** Images kept at most (least recently used removed first; images of running updates are kept). */
       maxCachedImages: z.int().min(1).max(1000).default(8),
+      /** How often a device is checked while an update runs (back from reboot? which version?). */
+      watchIntervalMs: z.int().min(100).max(60_000).default(5000),
     })
-    .default({ host: "0.0.0.0", port: 8085, dir: "./.polyfleet/firmware", maxCachedImages: 8 }),
+    .default({
+      host: "0.0.0.0",
+      port: 8085,
+      dir: "./.polyfleet/firmware",
+      maxCachedImages: 8,
+      watchIntervalMs: 5000,
+    }),
   traps: z
     .strictObject({
       enabled: z.boolean().default(true),

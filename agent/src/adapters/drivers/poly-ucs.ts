@@ -1,12 +1,20 @@
 import { type PollError, polyUc } from "@polyfleet/shared";
 import type { z } from "zod";
-import { normalizeUcReading, type UcAnswers, type UcPrevious } from "../../core/normalize-uc.js";
+import {
+  normalizeUcReading,
+  parseUcUptimeText,
+  type UcAnswers,
+  type UcPrevious,
+} from "../../core/normalize-uc.js";
 import { type Clock, SYSTEM_CLOCK } from "../../ports/clock.js";
 import type { ResolvedCredential } from "../../ports/credentials.js";
 import type {
   ActionResult,
+  ConfigReadResult,
   DeviceDriver,
   DeviceTarget,
+  DeviceUpdateStatus,
+  DeviceUpdateSupport,
   IdentifyResult,
   PollOptions,
   ReadingBody,
@@ -88,6 +96,23 @@ export class PolyUcsDriver implements DeviceDriver {
   private readonly networkInfoEvery: number;
   private readonly busyRetryMs: number;
   private readonly devices = new Map<string, UcDeviceState>();
+
+  /**
+   * Firmware updates (poly-devices.md §5.3): `device.prov.serverName`/`serverType` point the phone at the
+   * agent's provisioning server, `POST updateConfiguration` makes it fetch `<mac>.cfg` and the image now.
+   */
+  readonly updates: DeviceUpdateSupport = {
+    family: "uc",
+    trigger: "fetch",
+    status: (target, opts) => this.updateStatus(target, opts),
+    pointingConfig: (baseUrl) => ({
+      "device.prov.serverType": baseUrl.startsWith("https:") ? "HTTPS" : "HTTP",
+      "device.prov.serverName": baseUrl,
+    }),
+    readConfig: (target, names, opts) => this.readConfig(target, names, opts),
+    writeConfig: (target, values, opts) => this.writeConfig(target, values, opts),
+    triggerUpdate: (target, opts) => this.triggerUpdate(target, opts),
+  };
 
   constructor(opts: PolyUcsDriverOptions) {
     this.http = opts.http;
@@ -197,6 +222,127 @@ export class PolyUcsDriver implements DeviceDriver {
     });
     if (r.ran) return r.value;
     return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "reboot aborted" } };
+  }
+
+  // ------------------------------------------------------------------ firmware updates
+
+  /** device/info (v2, or v1 on old firmware) and, when it does not say, the call status. */
+  private async updateStatus(target: DeviceTarget, opts: PollOptions): Promise<DeviceUpdateStatus> {
+    const st = this.state(target.deviceId);
+    st.origin = { address: target.address, port: target.httpsPort };
+    const r = await st.lock.run(opts.signal, async (): Promise<DeviceUpdateStatus> => {
+      const info = await this.deviceInfo(target, st, opts.signal);
+      if (!info.ok) return { reachable: info.answered, error: info.error };
+      const out: DeviceUpdateStatus = {
+        reachable: true,
+        model: infoModel(info.value),
+        uptimeResolutionSec: 1,
+      };
+      if (info.value.v === 2) {
+        const d = info.value.data;
+        out.version = d.Firmware.Application;
+        out.inCall = d.AppState === "AppStateCall";
+        const up = uptimeOf(info.value);
+        if (up !== undefined) out.uptimeSec = up;
+        return out;
+      }
+      const d = info.value.data;
+      if ("FirmwareRelease" in d) {
+        out.version = d.FirmwareRelease;
+        const up = parseUcUptimeText(d.UpTimeSinceLastReboot);
+        if (up !== undefined) out.uptimeSec = up;
+      } else {
+        const app = (d.Firmware as Record<string, unknown>).Application;
+        if (typeof app === "string") out.version = app;
+      }
+      const cs = await this.getParsed(
+        target,
+        st,
+        "/api/v2/webCallControl/callStatus",
+        polyUc.UcCallStatusV2,
+        opts.signal,
+      );
+      if (cs.ok) out.inCall = cs.value.length > 0;
+      return out;
+    });
+    if (r.ran) return r.value;
+    return {
+      reachable: false,
+      error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "status read aborted" },
+    };
+  }
+
+  /** `POST config/get` (at most 20 names per request). */
+  private async readConfig(
+    target: DeviceTarget,
+    names: string[],
+    opts: PollOptions,
+  ): Promise<ConfigReadResult> {
+    const st = this.state(target.deviceId);
+    const r = await st.lock.run(opts.signal, async (): Promise<ConfigReadResult> => {
+      const values: Record<string, string> = {};
+      for (let i = 0; i < names.length; i += 20) {
+        const path = "/api/v1/mgmt/config/get";
+        const res = await this.authed(target, st, "POST", path, opts.signal, {
+          data: names.slice(i, i + 20),
+        });
+        if (!res.ok) return { ok: false, error: res.error };
+        const parsed = polyUc.UcConfigGet.safeParse(res.json);
+        if (!parsed.success) return { ok: false, error: this.schemaError(path, "config/get answer") };
+        for (const [k, v] of Object.entries(parsed.data.data)) values[k] = v.Value;
+      }
+      return { ok: true, values };
+    });
+    if (r.ran) return r.value;
+    return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "config read aborted" } };
+  }
+
+  /** `POST config/set` (all or nothing on the phone; at most 20 per request). */
+  private async writeConfig(
+    target: DeviceTarget,
+    values: Record<string, string>,
+    opts: PollOptions,
+  ): Promise<ActionResult> {
+    const st = this.state(target.deviceId);
+    const r = await st.lock.run(opts.signal, async (): Promise<ActionResult> => {
+      const entries = Object.entries(values);
+      for (let i = 0; i < entries.length; i += 20) {
+        const path = "/api/v1/mgmt/config/set";
+        const res = await this.authed(target, st, "POST", path, opts.signal, {
+          data: Object.fromEntries(entries.slice(i, i + 20)),
+        });
+        const failed = this.statusFailure(path, res);
+        if (failed) return failed;
+      }
+      return { ok: true };
+    });
+    if (r.ran) return r.value;
+    return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "config write aborted" } };
+  }
+
+  /** `POST updateConfiguration`: the phone fetches its master config and the image now. */
+  private async triggerUpdate(target: DeviceTarget, opts: PollOptions): Promise<ActionResult> {
+    const st = this.state(target.deviceId);
+    const r = await st.lock.run(opts.signal, async (): Promise<ActionResult> => {
+      const path = "/api/v1/mgmt/updateConfiguration";
+      const res = await this.authed(target, st, "POST", path, opts.signal);
+      return this.statusFailure(path, res) ?? { ok: true, detail: "updateConfiguration accepted" };
+    });
+    if (r.ran) return r.value;
+    return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "trigger aborted" } };
+  }
+
+  /** The failure of a POST answered with `{Status}`, or undefined when it is 2000. */
+  private statusFailure(path: string, res: HttpsResult): Extract<ActionResult, { ok: false }> | undefined {
+    if (!res.ok) return { ok: false, error: res.error };
+    const parsed = polyUc.UcStatusOnly.safeParse(res.json);
+    if (!parsed.success || String(parsed.data.Status) !== "2000") {
+      return {
+        ok: false,
+        error: this.schemaError(path, parsed.success ? `REST status ${parsed.data.Status}` : "no Status"),
+      };
+    }
+    return undefined;
   }
 
   // ------------------------------------------------------------------ internals
@@ -384,6 +530,7 @@ export class PolyUcsDriver implements DeviceDriver {
     method: "GET" | "POST",
     path: string,
     signal: AbortSignal,
+    body?: unknown,
   ): Promise<HttpsResult> {
     const creds = target.credentials.filter((c): c is HttpCredential => c.type === "http");
     if (creds.length === 0) {
@@ -403,16 +550,16 @@ export class PolyUcsDriver implements DeviceDriver {
       st.credentialName = current.name;
       st.authHeader = basic(current.user || "Polycom", current.password);
     }
-    let res = await this.send(target, method, path, st.authHeader, signal);
+    let res = await this.send(target, method, path, st.authHeader, signal, body);
     if (!res.ok && res.error.code === "POLYFLEET_ERR_DEVICE_BUSY" && !signal.aborted) {
       await delay(this.busyRetryMs, signal);
-      res = await this.send(target, method, path, st.authHeader, signal);
+      res = await this.send(target, method, path, st.authHeader, signal, body);
     }
     if (res.ok || res.error.code !== "POLYFLEET_ERR_DEVICE_AUTH" || creds.length === 1) return res;
     for (const c of creds) {
       if (c.name === current.name || signal.aborted) continue;
       const header = basic(c.user || "Polycom", c.password);
-      const r = await this.send(target, method, path, header, signal);
+      const r = await this.send(target, method, path, header, signal, body);
       if (r.ok || r.error.code !== "POLYFLEET_ERR_DEVICE_AUTH") {
         st.credentialName = c.name;
         st.authHeader = header;
@@ -428,6 +575,7 @@ export class PolyUcsDriver implements DeviceDriver {
     path: string,
     auth: string,
     signal: AbortSignal,
+    body?: unknown,
   ): Promise<HttpsResult> {
     return this.http.request({
       address: target.address,
@@ -435,6 +583,7 @@ export class PolyUcsDriver implements DeviceDriver {
       method,
       path,
       headers: { authorization: auth },
+      ...(body === undefined ? {} : { body }),
       signal,
       timeoutMs: this.requestTimeoutMs,
     });

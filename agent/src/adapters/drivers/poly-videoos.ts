@@ -11,8 +11,11 @@ import { type Clock, SYSTEM_CLOCK } from "../../ports/clock.js";
 import type { ResolvedCredential } from "../../ports/credentials.js";
 import type {
   ActionResult,
+  ConfigReadResult,
   DeviceDriver,
   DeviceTarget,
+  DeviceUpdateStatus,
+  DeviceUpdateSupport,
   IdentifyResult,
   PollOptions,
   ReadingBody,
@@ -99,6 +102,25 @@ export class PolyVideoOsDriver implements DeviceDriver {
   private readonly requestTimeoutMs: number;
   private readonly snmpTimeoutMs: number;
   private readonly devices = new Map<string, VideoOsDeviceState>();
+
+  /**
+   * Firmware updates (poly-devices.md §5.3): auto-update on, its server the agent's provisioning server (and
+   * the device's own update time frame off, the rollout has its maintenance windows); the device checks
+   * `<server>/polyos/<model>/package.json` at boot, so the trigger is a reboot.
+   */
+  readonly updates: DeviceUpdateSupport = {
+    family: "videoos",
+    trigger: "reboot",
+    status: (target, opts) => this.updateStatus(target, opts),
+    pointingConfig: (baseUrl) => ({
+      "upgrade.auto.enable": "true",
+      "upgrade.auto.server.address": baseUrl,
+      "upgrade.auto.timeFrame.enable": "false",
+    }),
+    readConfig: (target, names, opts) => this.readConfig(target, names, opts),
+    writeConfig: (target, values, opts) => this.writeConfig(target, values, opts),
+    triggerUpdate: (target, opts) => this.reboot(target, opts),
+  };
 
   constructor(opts: PolyVideoOsDriverOptions) {
     this.http = opts.http;
@@ -206,6 +228,103 @@ export class PolyVideoOsDriver implements DeviceDriver {
     });
     if (r.ran) return r.value;
     return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "reboot aborted" } };
+  }
+
+  // ------------------------------------------------------------------ firmware updates
+
+  /** `/rest/system` (version, build, uptime) and `/rest/conferences` (in a call). */
+  private async updateStatus(target: DeviceTarget, opts: PollOptions): Promise<DeviceUpdateStatus> {
+    const st = this.state(target.deviceId);
+    st.origin = { address: target.address, port: target.httpsPort };
+    const r = await st.lock.run(opts.signal, async (): Promise<DeviceUpdateStatus> => {
+      const sys = await this.getParsed(
+        target,
+        st,
+        "GET",
+        "/rest/system",
+        polyVideoOs.VideoOsSystem,
+        opts.signal,
+      );
+      if (!sys.ok) return { reachable: sys.answered, error: sys.error };
+      const out: DeviceUpdateStatus = {
+        reachable: true,
+        version: sys.value.softwareVersion,
+        build: sys.value.build,
+        model: sys.value.model,
+        uptimeSec: sys.value.uptime,
+        uptimeResolutionSec: 0.01,
+      };
+      const conf = await this.getParsed(
+        target,
+        st,
+        "GET",
+        "/rest/conferences",
+        polyVideoOs.VideoOsConferences,
+        opts.signal,
+      );
+      if (conf.ok) out.inCall = conf.value.some((c) => c.isActive !== false);
+      return out;
+    });
+    if (r.ran) return r.value;
+    return {
+      reachable: false,
+      error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "status read aborted" },
+    };
+  }
+
+  /** `POST /rest/config {names}`; parameters the device does not know are left out. */
+  private async readConfig(
+    target: DeviceTarget,
+    names: string[],
+    opts: PollOptions,
+  ): Promise<ConfigReadResult> {
+    const st = this.state(target.deviceId);
+    const r = await st.lock.run(opts.signal, async (): Promise<ConfigReadResult> => {
+      const path = "/rest/config";
+      const res = await this.rest(target, st, "POST", path, opts.signal, { names });
+      if (!res.ok) return { ok: false, error: res.error };
+      const parsed = polyVideoOs.VideoOsConfigVars.safeParse(res.json);
+      if (!parsed.success) return { ok: false, error: this.schemaError("POST", path, "config answer") };
+      const values: Record<string, string> = {};
+      for (const v of parsed.data.vars) {
+        if (v.result === "NOERROR" && names.includes(v.name) && v.value !== undefined)
+          values[v.name] = v.value;
+      }
+      return { ok: true, values };
+    });
+    if (r.ran) return r.value;
+    return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "config read aborted" } };
+  }
+
+  /** `POST /rest/config {vars}`; every parameter must come back NOERROR. */
+  private async writeConfig(
+    target: DeviceTarget,
+    values: Record<string, string>,
+    opts: PollOptions,
+  ): Promise<ActionResult> {
+    const st = this.state(target.deviceId);
+    const r = await st.lock.run(opts.signal, async (): Promise<ActionResult> => {
+      const path = "/rest/config";
+      const vars = Object.entries(values).map(([name, value]) => ({ name, value }));
+      const res = await this.rest(target, st, "POST", path, opts.signal, { vars });
+      if (!res.ok) return { ok: false, error: res.error };
+      const parsed = polyVideoOs.VideoOsConfigVars.safeParse(res.json);
+      if (!parsed.success) return { ok: false, error: this.schemaError("POST", path, "config answer") };
+      const refused = parsed.data.vars.filter((v) => v.result !== "NOERROR");
+      if (refused.length > 0 || parsed.data.vars.length < vars.length) {
+        return {
+          ok: false,
+          error: {
+            code: "POLYFLEET_ERR_DEVICE_HTTP",
+            message: `config write refused: ${refused.map((v) => `${v.name} ${v.result}`).join(", ") || "missing answers"}`,
+            endpoint: path,
+          },
+        };
+      }
+      return { ok: true };
+    });
+    if (r.ran) return r.value;
+    return { ok: false, error: { code: "POLYFLEET_ERR_DEVICE_TIMEOUT", message: "config write aborted" } };
   }
 
   // ------------------------------------------------------------------ internals
