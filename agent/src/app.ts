@@ -277,7 +277,7 @@ export function buildAgent(inputs: AgentInputs): Agent {
       metrics,
       log: updateLog,
     },
-    inputs.updates ?? {},
+    { watchIntervalMs: config.provisioning.watchIntervalMs, ...(inputs.updates ?? {}) },
   );
   let updatesUnavailable: string | undefined = "the agent is not started";
   let journalOpen = false;

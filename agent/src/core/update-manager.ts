@@ -301,15 +301,20 @@ export class UpdateManager {
       try {
         await body(controller.signal);
       } catch (err) {
-        if (err instanceof Stop && err.outcome !== "stopping") {
-          await this.finish(record, { ok: false, ...err.outcome });
-        } else if (!(err instanceof Stop)) {
-          this.logFor(record).error({ err }, "firmware update failed unexpectedly");
-          await this.finish(record, {
-            ok: false,
-            code: "POLYFLEET_ERR_UPDATE_FAILED",
-            reason: "internal error in the agent (see its log)",
-          }).catch((e: unknown) => this.logFor(record).error({ err: e }, "could not end the update"));
+        if (!(err instanceof Stop) || err.outcome !== "stopping") {
+          const outcome: WatchOutcome =
+            err instanceof Stop && err.outcome !== "stopping"
+              ? { ok: false, ...err.outcome }
+              : {
+                  ok: false,
+                  code: "POLYFLEET_ERR_UPDATE_FAILED",
+                  reason: "internal error in the agent (see its log)",
+                };
+          if (!(err instanceof Stop))
+            this.logFor(record).error({ err }, "firmware update failed unexpectedly");
+          await this.finish(record, outcome).catch((e: unknown) =>
+            this.logFor(record).error({ err: e }, "could not end the update"),
+          );
         }
       } finally {
         this.flows.delete(record.commandId);
@@ -331,17 +336,30 @@ export class UpdateManager {
    * not sent, or the device's download died with the old process's server), then watch.
    */
   private async resume(r: UpdateRecord, signal: AbortSignal): Promise<void> {
-    if (r.imageServedAt === undefined) {
-      const dev = await this.waitForDevice(r, signal);
-      const t = await this.timed(signal, (o) => dev.support.triggerUpdate(dev.target, o));
-      this.check(signal);
-      if (!t.ok)
-        throw fail("POLYFLEET_ERR_UPDATE_FAILED", `triggering the update failed: ${t.error.message}`);
-      r.triggeredAt = this.d.clock.now();
-      this.save(r);
-      if (dev.support.trigger === "reboot") this.publish(r, "target");
-    }
+    if (r.imageServedAt === undefined) await this.retrigger(r, signal);
     await this.watch(r, signal);
+  }
+
+  /** Triggers a resumed update again, unless the device is already there; a reboot waits for a call to end. */
+  private async retrigger(r: UpdateRecord, signal: AbortSignal): Promise<void> {
+    const dev = await this.waitForDevice(r, signal);
+    for (;;) {
+      const status = await this.readStatus(dev.target, dev.support, signal);
+      this.check(signal);
+      const reported = status.reachable ? reportedVersionOf(r.family, status) : undefined;
+      if (reported !== undefined && sameRelease(r.family, reported, r.targetVersion)) return;
+      if (!(dev.support.trigger === "reboot" && status.inCall)) break;
+      if (this.d.clock.now() >= r.deadline) {
+        throw fail("POLYFLEET_ERR_DEVICE_IN_CALL", "device stayed in a call until the deadline");
+      }
+      await this.sleep(Math.min(this.watchIntervalMs, r.deadline - this.d.clock.now()), signal);
+    }
+    const t = await this.timed(signal, (o) => dev.support.triggerUpdate(dev.target, o));
+    this.check(signal);
+    if (!t.ok) throw fail("POLYFLEET_ERR_UPDATE_FAILED", `triggering the update failed: ${t.error.message}`);
+    r.triggeredAt = this.d.clock.now();
+    this.save(r);
+    if (dev.support.trigger === "reboot") this.publish(r, "target");
   }
 
   private async fetchImage(r: UpdateRecord, signal: AbortSignal): Promise<void> {

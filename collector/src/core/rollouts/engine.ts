@@ -50,7 +50,8 @@
  *
  * Health gate. When every device of the started waves is terminal the current wave is `soaking`. For the
  * wave's succeeded devices: a critical alert (any state, silenced or not) for the device starting at or after
- * the wave's start (noNewCriticalAlerts), an unreachable record received after the device finished, or a
+ * the wave's start (noNewCriticalAlerts), an unreachable record received after the device finished and still
+ * the latest at the end of the soak, or a
  * version other than the target in a reading taken (lastSeen) after it finished (requireTargetVersion), fail
  * the wave and halt the rollout, naming the device. A missing reading is not a violation, and a device another rollout dispatched
  * after it finished here is no longer gated by this one. Soak passed (`soakMs` after finishedAt,
@@ -986,7 +987,7 @@ export class RolloutEngine {
   }
 
   /** Why a succeeded device breaks its wave's health gate now, if it does. */
-  private gateViolation(dev: DevRt): string | undefined {
+  private gateViolation(dev: DevRt, atEnd = false): string | undefined {
     const d = dev.d;
     const r = dev.rt.r;
     if (this.superseded(dev)) return undefined;
@@ -1003,7 +1004,10 @@ export class RolloutEngine {
       // a record received after it finished (unreachable records keep the last lastSeen).
       const finished = d.finishedAt ?? 0;
       if (s && s.at >= finished) {
-        if (!s.reachable) return `device ${d.deviceId}: unreachable during the soak`;
+        // Unreachable counts at the end of the soak only: right after an update a poll that started while the
+        // device was still rebooting may land after it finished. Lasting trouble during the soak raises the
+        // device-unreachable alert, which the critical-alert check sees.
+        if (!s.reachable && atEnd) return `device ${d.deviceId}: unreachable at the end of the soak`;
         if (s.lastSeen >= finished && s.version !== undefined && !this.same(dev, s.version))
           return `device ${d.deviceId}: reports ${s.version}, expected ${d.targetVersion}`;
       }
@@ -1097,6 +1101,14 @@ export class RolloutEngine {
       r.state === "running" &&
       now >= (w.finishedAt ?? now) + r.spec.healthGate.soakMs
     ) {
+      for (const dev of (rt.waves[idx] as WaveRt).devs) {
+        if (dev.d.state !== "succeeded") continue;
+        const v = this.gateViolation(dev, true);
+        if (v !== undefined) {
+          this.halt(rt, now, `health gate of wave ${idx + 1}: ${v}`);
+          return;
+        }
+      }
       w.state = "passed";
       w.gatedAt = now;
       this.touchRollout(rt, now);
