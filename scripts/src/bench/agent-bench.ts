@@ -406,6 +406,7 @@ function phaseConfig(
       missesBeforeUnreachable: 3,
     },
     outbox: { dir: outbox, maxEntries: 1_000_000, batchSize: 100 },
+    provisioning: { host: "127.0.0.1", port: 0, dir: join(dir, `firmware-${name}`) },
     traps: { enabled: true, host: "127.0.0.1", port: env.trapPort },
     http: { host: "127.0.0.1", port: opsPort },
   };

@@ -1,4 +1,5 @@
 import { writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { AgentConfig, type AgentConfigInput, type SimManifest } from "@polyfleet/shared";
 import { stringify } from "yaml";
 
@@ -64,6 +65,9 @@ export function agentConfigFor(manifest: SimManifest, opts: AgentConfigOptions):
     },
     polling: { intervalSec: opts.pollIntervalSec },
     outbox: { dir: opts.outboxDir },
+    // The site provisioning server the simulated devices fetch firmware from: loopback, a free port,
+    // images beside the outbox.
+    provisioning: { host: "127.0.0.1", port: 0, dir: join(dirname(opts.outboxDir), "firmware") },
     traps: { enabled: true, host: "127.0.0.1", port: opts.trapPort },
     http: { host: "127.0.0.1", port: opts.opsPort },
   };
