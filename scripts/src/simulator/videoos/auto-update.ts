@@ -127,13 +127,22 @@ interface Fetched {
  */
 function fetchCounting(
   url: URL,
-  opts: { timeoutMs: number; keepBytes: number; maxBytes: number; abortAfterFirstChunk?: boolean },
+  opts: {
+    timeoutMs: number;
+    keepBytes: number;
+    maxBytes: number;
+    abortAfterFirstChunk?: boolean;
+    signal: AbortSignal;
+  },
 ): Promise<Fetched> {
+  if (opts.signal.aborted) return Promise.reject(new RebootedError());
   return new Promise((resolve, reject) => {
     let settled = false;
+    const onAbort = (): void => fail(new RebootedError());
     const fail = (err: Error): void => {
       if (settled) return;
       settled = true;
+      opts.signal.removeEventListener("abort", onAbort);
       reject(err);
       req.destroy();
     };
@@ -144,6 +153,7 @@ function fetchCounting(
       rejectUnauthorized: false,
       headers: { "user-agent": "PolyOS" },
     });
+    opts.signal.addEventListener("abort", onAbort, { once: true });
     req.on("timeout", () => fail(new Error(`timeout after ${opts.timeoutMs} ms`)));
     req.on("error", (err) => fail(err));
     req.on("response", (res) => {
@@ -171,10 +181,18 @@ function fetchCounting(
       res.on("end", () => {
         if (settled) return;
         settled = true;
+        opts.signal.removeEventListener("abort", onAbort);
         resolve({ status, contentLength, received, head: Buffer.concat(chunks) });
       });
     });
   });
+}
+
+/** The device rebooted while a request of its check was under way: a real device's updater dies with it. */
+class RebootedError extends Error {
+  constructor() {
+    super("device rebooted during the update check");
+  }
 }
 
 function errorText(err: unknown): string {
@@ -188,9 +206,15 @@ function errorText(err: unknown): string {
 export function checkForUpdate(device: DeviceSim, opts: CheckOptions = {}): Promise<VideoosUpdateResult> {
   const st = stateOf(device);
   if (st.inFlight !== undefined) return st.inFlight;
-  const p = runCheck(device, st, opts)
+  // A reboot (the agent's REST reboot, say) ends the check under way, as it would on a real device: it does
+  // not go on to fetch the package, or a package it fetched while going down, behind the reboot.
+  const rebooted = new AbortController();
+  const onRebooted = (): void => rebooted.abort();
+  device.events.on("rebooted", onRebooted);
+  const p = runCheck(device, st, opts, rebooted.signal)
     .catch((err: unknown): VideoosUpdateResult => ({ outcome: "failed", error: errorText(err) }))
     .then((result) => {
+      device.events.off("rebooted", onRebooted);
       st.inFlight = undefined;
       if (st.state !== "rebooting") st.state = "idle";
       st.lastResult = result;
@@ -205,6 +229,7 @@ async function runCheck(
   device: DeviceSim,
   st: UpdateState,
   opts: CheckOptions,
+  signal: AbortSignal,
 ): Promise<VideoosUpdateResult> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const maxBytes = opts.maxBytes ?? 4 * 1024 * 1024 * 1024;
@@ -217,7 +242,7 @@ async function runCheck(
   let manifest: VideoosPackageManifest | undefined;
   try {
     const url = new URL(`polyos/${encodeURIComponent(device.spec.model)}/package.json`, base);
-    const res = await fetchCounting(url, { timeoutMs, keepBytes: 64 * 1024, maxBytes: 64 * 1024 });
+    const res = await fetchCounting(url, { timeoutMs, keepBytes: 64 * 1024, maxBytes: 64 * 1024, signal });
     if (res.status !== 200) throw new Error(`package.json: HTTP ${res.status}`);
     try {
       manifest = parsePackageManifest(JSON.parse(res.head.toString("utf8")));
@@ -226,6 +251,7 @@ async function runCheck(
     }
     if (!manifest) throw new Error("package.json: not a package manifest");
   } catch (err) {
+    if (err instanceof RebootedError) return { outcome: "deviceDown", error: err.message };
     if (!st.serverDown) {
       st.serverDown = true;
       device.emitTrap({ trap: 93, summary: "software update server down", kind: "problem" });
@@ -261,6 +287,7 @@ async function runCheck(
       keepBytes: 1024,
       maxBytes: Math.min(maxBytes, manifest.size),
       abortAfterFirstChunk: device.faults.has("updateDownloadFails"),
+      signal,
     });
     if (res.status !== 200) return fail(`HTTP ${res.status}`);
     if (res.contentLength === undefined) return fail("no Content-Length");
@@ -278,7 +305,7 @@ async function runCheck(
     ) {
       return fail(`package header says ${header.version}${header.build ? `-${header.build}` : ""}`);
     }
-    if (!device.isUp()) return fail("device went down during the download");
+    if (signal.aborted || !device.isUp()) return fail("device went down during the download");
     st.lastUpdateFailed = false;
     st.state = "rebooting";
     device.emitTrap({ trap: 68, summary: `software update to ${label} complete`, kind: "info" });
