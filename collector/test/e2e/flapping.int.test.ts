@@ -28,8 +28,8 @@ const POLL_INTERVAL_SEC = 5;
 const FLAP_PERIOD_MS = 20_000;
 const FLAP_WINDOW_SEC = 60;
 const FLAP_THRESHOLD = 4;
-/** Long enough for three damping windows after the flapping starts (about 30 s in). */
-const OBSERVE_MS = 185_000;
+/** Long enough for two full damping windows after the first notification (about 30 s in), with margin. */
+const OBSERVE_MS = 165_000;
 /** The engine ticks once a second: a deferred notification may go out up to ~1 s past its window. */
 const TICK_SLACK_MS = 1500;
 

@@ -179,7 +179,7 @@ describe("rollout e2e: 1,000 devices in 4 waves, collector SIGKILLed mid-rollout
       reason: "e2e: quarterly firmware baseline",
       target: { kind: "baseline" },
       waves: [{ percent: 1 }, { percent: 10 }, { percent: 50 }, { percent: 100 }],
-      concurrencyPerSite: 250,
+      concurrencyPerSite: 100,
       // Longer than a poll interval: the gate judges the devices on fresh polls.
       healthGate: { soakMs: 12_000, requireTargetVersion: true, noNewCriticalAlerts: true },
       errorThresholdPct: 5,
