@@ -6,6 +6,9 @@ export default defineConfig({
   resolve: { conditions: ["@polyfleet/source"] },
   ssr: { resolve: { conditions: ["@polyfleet/source"] } },
   test: {
+    // Two test files at a time (the default on 2 cores is one): the suite's wall time is mostly e2e tests
+    // that wait on devices, brokers and timers rather than burn CPU.
+    maxWorkers: 2,
     projects: [
       {
         extends: true,
